@@ -1,0 +1,33 @@
+# Shared by scripts/demo, scripts/test and scripts/bench: install what is missing, then build.
+# Sourced, not run. Everything a fresh Debian 12 machine needs is listed here and nowhere else.
+
+ITINERA_PACKAGES=(
+  g++ cmake ninja-build pkg-config tzdata
+  tao-pegtl-dev nlohmann-json3-dev libhowardhinnant-date-dev libtomlplusplus-dev
+  libkainjow-mustache-dev libgtest-dev
+)
+
+itinera_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+# Installs the packages in ITINERA_PACKAGES (plus any given) that are not installed yet.
+itinera_install() {
+  local missing=()
+  for p in "${ITINERA_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Configures and builds into build/ with two jobs.
+itinera_build() {
+  local root
+  root=$(itinera_root)
+  echo "==> building in $root/build"
+  cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE="${ITINERA_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+  cmake --build "$root/build" -j2
+}

@@ -1,0 +1,108 @@
+#include "orchestrator/config.h"
+
+#include <cstdlib>
+
+#include <gtest/gtest.h>
+
+namespace itinera::orch {
+namespace {
+
+TEST(ConfigTest, EmptyFileGivesWorkingDefaults) {
+  auto c = ParseConfig("", "itinera.toml", ".");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c->store.url, "sqlite:var/itinera.db");
+  EXPECT_EQ(c->paths.journeys, "journeys");
+  EXPECT_EQ(c->email.connector, "maildir");
+  EXPECT_EQ(c->sms.connector, "file");
+  EXPECT_TRUE(c->server.api_tokens.empty());
+  EXPECT_EQ(c->server.max_body_bytes, 1 << 20);
+}
+
+TEST(ConfigTest, ReadsTeamsRepsAndWebhooks) {
+  auto c = ParseConfig(R"(
+[[teams.prague_sales]]
+id = "rep_anna"
+name = "Anna Novak"
+email = "anna@dealer.example"
+alert_via = "slack"
+slack_webhook = "http://127.0.0.1:9002/hooks/anna"
+territory = "prague"
+[[teams.prague_sales]]
+id = "rep_petr"
+alert_via = "sms"
+phone = "+420600000002"
+[webhooks.crm_task]
+url = "http://127.0.0.1:9001/tasks"
+secret = "s3cret"
+)",
+                       "itinera.toml", ".");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  const auto& team = c->directory.teams.at("prague_sales");
+  ASSERT_EQ(team.size(), 2u);
+  EXPECT_EQ(team[0].id, "rep_anna");
+  EXPECT_EQ(team[0].territory, "prague");
+  EXPECT_EQ(team[0].team, "prague_sales");
+  EXPECT_EQ(team[1].name, "rep_petr");  // a rep without a name is called by id
+  EXPECT_EQ(c->directory.webhooks.at("crm_task").secret, "s3cret");
+  ASSERT_NE(c->directory.FindRep("rep_petr"), nullptr);
+  EXPECT_EQ(c->directory.FindRep("nobody"), nullptr);
+}
+
+TEST(ConfigTest, EnvValuesAreReadFromTheEnvironment) {
+  setenv("ITINERA_TEST_TOKEN", "t0ken", 1);
+  unsetenv("ITINERA_TEST_MISSING");
+  auto c = ParseConfig(R"(
+[server]
+api_tokens = ["env:ITINERA_TEST_TOKEN", "env:ITINERA_TEST_MISSING"]
+tracking_secret = "env:ITINERA_TEST_TOKEN"
+)",
+                       "itinera.toml", ".");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->server.api_tokens, std::vector<std::string>{"t0ken"});
+  EXPECT_EQ(c->server.tracking_secret, "t0ken");
+}
+
+TEST(ConfigTest, UnknownKeyIsAnErrorWithSuggestion) {
+  auto c = ParseConfig("[email]\nsmpt_url = \"smtp://x\"\n", "itinera.toml", ".");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message,
+            "itinera.toml:2: [email] smpt_url is not a known key; did you mean \"smtp_url\"?");
+}
+
+TEST(ConfigTest, UnknownSectionIsAnError) {
+  auto c = ParseConfig("[emial]\nfrom = \"x\"\n", "itinera.toml", ".");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message,
+            "itinera.toml:1: unknown section [emial]; did you mean \"email\"?");
+}
+
+TEST(ConfigTest, WrongTypeIsAnError) {
+  auto c = ParseConfig("[server]\nlisten = 8080\n", "itinera.toml", ".");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, "itinera.toml:2: [server] listen must be a string in double quotes");
+}
+
+TEST(ConfigTest, MalformedTomlIsAnErrorWithPosition) {
+  auto c = ParseConfig("[server\nlisten = \"x\"\n", "itinera.toml", ".");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message.rfind("itinera.toml:1:", 0), 0u) << c.error().message;
+}
+
+TEST(ConfigTest, BadAlertChannelIsAnError) {
+  auto c = ParseConfig("[[teams.t]]\nid = \"r\"\nalert_via = \"pigeon\"\n", "itinera.toml", ".");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find("alert_via must be slack, email, sms or webhook"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, RelativePathsResolveAgainstTheConfigFolder) {
+  auto c = ParseConfig("[paths]\ntemplates = \"tpl\"\n", "/etc/itinera/itinera.toml",
+                       "/etc/itinera");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->Resolve(c->paths.templates), "/etc/itinera/tpl");
+  EXPECT_EQ(c->Resolve("/abs/x"), "/abs/x");
+}
+
+}  // namespace
+}  // namespace itinera::orch
