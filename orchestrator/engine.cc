@@ -1,0 +1,573 @@
+#include "orchestrator/engine.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "orchestrator/eval.h"
+#include "orchestrator/zone.h"
+
+namespace itinera::orch {
+
+using nlohmann::json;
+
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+std::string StringField(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// One call of the engine: a working copy of the state, profile, sends and routing counters,
+// and the effects recorded so far.
+class Run {
+ public:
+  Run(const dsl::Program& program, const JourneyState& state, Time now,
+      const CustomerContext& context)
+      : p_(program),
+        now_(now),
+        ctx_(context),
+        sends_(context.recent_sends),
+        routing_(context.routing) {
+    out_.state = state;
+    out_.profile = context.profile.is_object() ? context.profile : json::object();
+    customer_ = StringField(out_.profile, "id");
+  }
+
+  Outcome Finish() { return std::move(out_); }
+
+  void SetCustomerFromEvent(const json& event) {
+    if (customer_.empty()) customer_ = StringField(event, "customer_id");
+  }
+
+  void Goals(const json& event);
+  bool ExitRules(const json& event);
+  bool WaitFor(const json& event);
+  void EnterOnEvent(const json& event);
+  void EnterOnProfile(const json& previous);
+  void Timer();
+
+ private:
+  enum class Next { kContinue, kPause };
+
+  Scope StepScope(const Instance& in) const {
+    Scope s;
+    s.profile = &out_.profile;
+    s.event = &in.last_event;
+    s.entry = &in.entry_event;
+    s.handles = &in.handles;
+    return s;
+  }
+  bool Matches(const dsl::EventMatcher& m, const json& event, const Instance* in) const;
+  Effect Base(Effect::Kind kind, const Instance& in) const;
+  void Emit(Effect e) { out_.effects.push_back(std::move(e)); }
+
+  void Enter(json entry_event);
+  void Advance(Instance& in);
+  void EnterStep(Instance& in, int index);
+  void Exit(Instance& in, const std::string& reason);
+  void Pause(Instance& in, WaitKind kind, Time wake_at);
+  void Transition(Instance& in);
+
+  Next Send(Instance& in, const dsl::SendAction& a, int index);
+  void Alert(Instance& in, const dsl::AlertAction& a, int index);
+  void Assign(Instance& in, const dsl::AssignAction& a);
+  void Set(Instance& in, const dsl::SetAction& a);
+  void Webhook(Instance& in, const dsl::WebhookAction& a, int index);
+  void AlertRep(Instance& in, const Rep& rep, const std::string& template_name, int index);
+  std::string ActionMessageId(const Instance& in, int index) const;
+
+  const dsl::Program& p_;
+  Time now_;
+  const CustomerContext& ctx_;
+  std::vector<SendRecord> sends_;
+  RoutingSnapshot routing_;
+  Outcome out_;
+  std::string customer_;
+  int steps_run_ = 0;
+};
+
+bool Run::Matches(const dsl::EventMatcher& m, const json& event, const Instance* in) const {
+  if (StringField(event, "type") != m.type.text) return false;
+  if (!m.where) return true;
+  Scope s;
+  s.profile = &out_.profile;
+  s.event = &event;
+  if (in != nullptr) {
+    s.entry = &in->entry_event;
+    s.handles = &in->handles;
+  }
+  return IsTrue(*m.where, s);
+}
+
+Effect Run::Base(Effect::Kind kind, const Instance& in) const {
+  Effect e;
+  e.kind = kind;
+  e.at = now_;
+  e.journey = p_.id;
+  e.customer = customer_;
+  e.entry = in.entry;
+  if (in.step >= 0 && static_cast<size_t>(in.step) < p_.steps.size()) {
+    e.step = p_.step(in.step).id.text;
+  }
+  return e;
+}
+
+void Run::Goals(const json& event) {
+  for (auto& in : out_.state.instances) {
+    for (const auto& goal : p_.goals) {
+      if (in.goals.count(goal.name.text) != 0) continue;
+      bool open = goal.within_seconds ? now_ >= in.entered_at &&
+                                            (now_ - in.entered_at).count() <= *goal.within_seconds
+                                      : in.in_flight();
+      if (!open || !Matches(goal.event, event, &in)) continue;
+      in.goals.insert(goal.name.text);
+      Effect e = Base(Effect::Kind::kGoal, in);
+      e.goal = goal.name.text;
+      Emit(std::move(e));
+    }
+  }
+}
+
+bool Run::ExitRules(const json& event) {
+  Instance* in = out_.state.Active();
+  if (in == nullptr) return false;
+  for (const auto& rule : p_.exits) {
+    if (Matches(rule.event, event, in)) {
+      Exit(*in, "event:" + rule.event.type.text);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Run::WaitFor(const json& event) {
+  Instance* in = out_.state.Active();
+  if (in == nullptr || in->wait != WaitKind::kEvent) return false;
+  const auto* wait = std::get_if<dsl::WaitForTransition>(&*p_.step(in->step).transition);
+  if (wait == nullptr || !Matches(wait->event, event, in)) return false;
+  in->last_event = event;
+  in->status = InstanceStatus::kActive;
+  in->wait = WaitKind::kNone;
+  in->wake_at.reset();
+  EnterStep(*in, wait->received ? wait->received->index : -1);
+  Advance(*in);
+  return true;
+}
+
+void Run::EnterOnEvent(const json& event) {
+  for (const auto& enter : p_.enter) {
+    if (!enter.event || !Matches(*enter.event, event, nullptr)) continue;
+    if (MayEnter(p_, out_.state, now_)) Enter(event);
+    return;
+  }
+}
+
+void Run::EnterOnProfile(const json& previous) {
+  for (const auto& enter : p_.enter) {
+    if (!enter.customer_condition) continue;
+    Scope now_scope;
+    now_scope.profile = &out_.profile;
+    if (!IsTrue(*enter.customer_condition, now_scope)) continue;
+    if (previous.is_object()) {
+      Scope before;
+      before.profile = &previous;
+      if (IsTrue(*enter.customer_condition, before)) continue;
+    }
+    if (!MayEnter(p_, out_.state, now_)) return;
+    Enter(json{{"type", "profile_updated"},
+               {"customer_id", customer_},
+               {"timestamp", FormatTime(now_)},
+               {"properties", json::object()}});
+    return;
+  }
+}
+
+void Run::Timer() {
+  Instance* in = out_.state.Active();
+  if (in == nullptr || in->status != InstanceStatus::kWaiting || !in->wake_at ||
+      *in->wake_at > now_) {
+    return;
+  }
+  WaitKind kind = in->wait;
+  in->status = InstanceStatus::kActive;
+  in->wait = WaitKind::kNone;
+  in->wake_at.reset();
+  if (kind == WaitKind::kEvent) {
+    const auto* wait = std::get_if<dsl::WaitForTransition>(&*p_.step(in->step).transition);
+    EnterStep(*in, wait && wait->timed_out ? wait->timed_out->index : -1);
+  }
+  Advance(*in);
+}
+
+void Run::Enter(json entry_event) {
+  Instance in;
+  in.journey = p_.id;
+  in.version = p_.version;
+  in.customer = customer_;
+  in.entry = out_.state.instances.empty() ? 1 : out_.state.instances.back().entry + 1;
+  in.entered_at = now_;
+  in.holdout = InHoldout(p_, customer_);
+  in.last_event = entry_event;
+  in.entry_event = std::move(entry_event);
+  out_.state.instances.push_back(std::move(in));
+  Instance& added = out_.state.instances.back();
+  Effect e = Base(Effect::Kind::kEntered, added);
+  e.step.clear();
+  e.version = added.version;
+  e.holdout = added.holdout;
+  Emit(std::move(e));
+  EnterStep(added, 0);
+  Advance(added);
+}
+
+void Run::EnterStep(Instance& in, int index) {
+  if (index < 0 || static_cast<size_t>(index) >= p_.steps.size()) {
+    Exit(in, "completed");  // unreachable for a checked program
+    return;
+  }
+  if (++steps_run_ > kMaxStepsPerCall) {
+    Exit(in, "loop_limit");
+    return;
+  }
+  in.step = index;
+  in.next_action = 0;
+  in.status = InstanceStatus::kActive;
+  ++in.step_visits[p_.step(index).id.text];
+  Emit(Base(Effect::Kind::kStep, in));
+}
+
+void Run::Exit(Instance& in, const std::string& reason) {
+  in.status = InstanceStatus::kExited;
+  in.wait = WaitKind::kNone;
+  in.wake_at.reset();
+  in.exit_reason = reason;
+  in.exited_at = now_;
+  Effect e = Base(Effect::Kind::kExited, in);
+  e.reason = reason;
+  Emit(std::move(e));
+}
+
+void Run::Pause(Instance& in, WaitKind kind, Time wake_at) {
+  in.status = InstanceStatus::kWaiting;
+  in.wait = kind;
+  in.wake_at = wake_at;
+  in.wait_started_at = now_;
+}
+
+void Run::Advance(Instance& in) {
+  while (in.status == InstanceStatus::kActive) {
+    const dsl::Step& step = p_.step(in.step);
+    while (in.next_action >= 0 && static_cast<size_t>(in.next_action) < step.actions.size()) {
+      const int index = in.next_action;
+      Next next = std::visit(Overloaded{
+                                 [&](const dsl::SendAction& a) { return Send(in, a, index); },
+                                 [&](const dsl::AlertAction& a) {
+                                   Alert(in, a, index);
+                                   return Next::kContinue;
+                                 },
+                                 [&](const dsl::AssignAction& a) {
+                                   Assign(in, a);
+                                   return Next::kContinue;
+                                 },
+                                 [&](const dsl::SetAction& a) {
+                                   Set(in, a);
+                                   return Next::kContinue;
+                                 },
+                                 [&](const dsl::WebhookAction& a) {
+                                   Webhook(in, a, index);
+                                   return Next::kContinue;
+                                 },
+                                 [&](const dsl::WaitAction& a) {
+                                   in.next_action = index + 1;
+                                   if (a.seconds <= 0) return Next::kContinue;
+                                   Pause(in, WaitKind::kTimer, now_ + Seconds{a.seconds});
+                                   return Next::kPause;
+                                 },
+                                 [&](const dsl::WaitUntilAction& a) {
+                                   in.next_action = index + 1;
+                                   Zone zone = CustomerZone(p_.timezone, out_.profile);
+                                   Time wake = NextLocalTime(zone, a.at, a.weekdays, now_);
+                                   if (wake <= now_) return Next::kContinue;
+                                   Pause(in, WaitKind::kTimer, wake);
+                                   return Next::kPause;
+                                 },
+                             },
+                             step.actions[static_cast<size_t>(index)]);
+      if (next == Next::kPause) return;
+      if (in.next_action == index) in.next_action = index + 1;
+    }
+    Transition(in);
+  }
+}
+
+void Run::Transition(Instance& in) {
+  const dsl::Step& step = p_.step(in.step);
+  if (!step.transition) {
+    Exit(in, "completed");
+    return;
+  }
+  std::visit(Overloaded{
+                 [&](const dsl::ThenTransition& t) { EnterStep(in, t.target.index); },
+                 [&](const dsl::ExitTransition& t) { Exit(in, t.reason.value_or("completed")); },
+                 [&](const dsl::IfTransition& t) {
+                   Scope scope = StepScope(in);
+                   for (const auto& branch : t.branches) {
+                     if (branch.condition && IsTrue(*branch.condition, scope)) {
+                       EnterStep(in, branch.target.index);
+                       return;
+                     }
+                   }
+                   EnterStep(in, t.otherwise ? t.otherwise->index : -1);
+                 },
+                 [&](const dsl::SplitTransition& t) {
+                   if (t.branches.empty()) {
+                     Exit(in, "completed");
+                     return;
+                   }
+                   size_t b = SplitBranch(t, p_.id, customer_, step.id.text);
+                   EnterStep(in, t.branches[b].target.index);
+                 },
+                 [&](const dsl::WaitForTransition& t) {
+                   Pause(in, WaitKind::kEvent, now_ + Seconds{t.timeout_seconds});
+                 },
+             },
+             *step.transition);
+}
+
+std::string Run::ActionMessageId(const Instance& in, int index) const {
+  const std::string& step_id = p_.step(in.step).id.text;
+  auto it = in.step_visits.find(step_id);
+  int64_t visit = it == in.step_visits.end() ? 1 : it->second;
+  return MessageId(p_.id, in.version, customer_, in.entry, step_id, index, visit);
+}
+
+Run::Next Run::Send(Instance& in, const dsl::SendAction& a, int index) {
+  const std::string& channel = a.channel.text;
+  auto skip = [&](const char* reason) {
+    Effect e = Base(Effect::Kind::kSkipped, in);
+    e.channel = channel;
+    e.template_name = a.template_name.text;
+    e.reason = reason;
+    Emit(std::move(e));
+    return Next::kContinue;
+  };
+  if (in.holdout) return skip("holdout");
+  const json& profile = out_.profile;
+  auto consent = profile.find("consent");
+  bool consented = consent != profile.end() && consent->is_object() &&
+                   consent->value(channel, json(false)) == json(true);
+  if (!consented) return skip("no_consent");
+  std::string to = StringField(profile, channel == "sms" ? "phone" : "email");
+  if (to.empty()) return skip("no_address");
+  for (const auto& cap : p_.frequency_caps) {
+    if (cap.channel.text != channel) continue;
+    const Time from = now_ - Seconds{cap.per_seconds};
+    int64_t count = std::count_if(sends_.begin(), sends_.end(), [&](const SendRecord& s) {
+      return s.channel == channel && s.at > from && s.at <= now_;
+    });
+    if (count >= cap.count) return skip("frequency_cap");
+  }
+  const std::string id = ActionMessageId(in, index);
+  if (p_.quiet_hours) {
+    Zone zone = CustomerZone(p_.timezone, profile);
+    auto end = QuietHoursEnd(zone, p_.quiet_hours->from, p_.quiet_hours->to, now_);
+    if (end && *end > now_) {
+      Effect e = Base(Effect::Kind::kHeld, in);
+      e.channel = channel;
+      e.template_name = a.template_name.text;
+      e.until = *end;
+      e.message_id = id;
+      Emit(std::move(e));
+      in.next_action = index;  // the send runs again, with fresh checks, when the hold ends
+      Pause(in, WaitKind::kQuietHours, *end);
+      return Next::kPause;
+    }
+  }
+  sends_.push_back({channel, now_});
+  if (a.handle) in.handles[a.handle->text] = id;
+  Effect e = Base(Effect::Kind::kSent, in);
+  e.channel = channel;
+  e.template_name = a.template_name.text;
+  e.to = to;
+  e.handle = a.handle ? a.handle->text : "";
+  e.message_id = id;
+  e.data = TemplateData(p_, in, out_.profile, *ctx_.directory, ctx_.public_url + "/u/" + id);
+  Emit(std::move(e));
+  return Next::kContinue;
+}
+
+void Run::AlertRep(Instance& in, const Rep& rep, const std::string& template_name, int index) {
+  Effect e = Base(Effect::Kind::kAlert, in);
+  e.rep = rep.id;
+  e.template_name = template_name;
+  e.channel = rep.alert_via;
+  if (rep.alert_via == "slack") {
+    e.to = rep.slack_webhook;
+  } else if (rep.alert_via == "sms") {
+    e.to = rep.phone;
+  } else if (rep.alert_via == "webhook") {
+    e.to = rep.webhook;
+  } else {
+    e.to = rep.email;
+  }
+  e.message_id = HexId(StableHash({ActionMessageId(in, index), rep.id}));
+  e.data = TemplateData(p_, in, out_.profile, *ctx_.directory, "");
+  e.data["rep"] = {{"id", rep.id}, {"name", rep.name}, {"email", rep.email}, {"phone", rep.phone}};
+  Emit(std::move(e));
+}
+
+void Run::Alert(Instance& in, const dsl::AlertAction& a, int index) {
+  const Directory& dir = *ctx_.directory;
+  auto skip = [&](const char* reason) {
+    Effect e = Base(Effect::Kind::kSkipped, in);
+    e.channel = "alert";
+    e.template_name = a.template_name.text;
+    e.reason = reason;
+    Emit(std::move(e));
+  };
+  if (in.holdout) return skip("holdout");
+  switch (a.target) {
+    case dsl::AlertAction::Target::kOwner: {
+      const Rep* rep = dir.FindRep(StringField(out_.profile, "owner"));
+      if (rep == nullptr) return skip("no_owner");
+      AlertRep(in, *rep, a.template_name.text, index);
+      return;
+    }
+    case dsl::AlertAction::Target::kTeam: {
+      auto it = dir.teams.find(a.target_name.text);
+      if (it == dir.teams.end()) return;
+      for (const Rep& rep : it->second) AlertRep(in, rep, a.template_name.text, index);
+      return;
+    }
+    case dsl::AlertAction::Target::kRep: {
+      if (const Rep* rep = dir.FindRep(a.target_name.text)) {
+        AlertRep(in, *rep, a.template_name.text, index);
+      }
+      return;
+    }
+  }
+}
+
+void Run::Assign(Instance& in, const dsl::AssignAction& a) {
+  auto it = ctx_.directory->teams.find(a.team.text);
+  if (it == ctx_.directory->teams.end() || it->second.empty()) return;
+  const std::vector<Rep>& reps = it->second;
+  const std::string& team = a.team.text;
+  const Rep* chosen = nullptr;
+  auto round_robin = [&] {
+    int64_t counter = routing_.round_robin[team];
+    chosen = &reps[static_cast<size_t>(counter % static_cast<int64_t>(reps.size()))];
+    ++routing_.round_robin[team];
+    ++out_.routing.round_robin[team];
+  };
+  switch (a.strategy) {
+    case dsl::AssignAction::Strategy::kRoundRobin:
+      round_robin();
+      break;
+    case dsl::AssignAction::Strategy::kLeastLoaded:
+      for (const Rep& rep : reps) {
+        if (chosen == nullptr || routing_.load[rep.id] < routing_.load[chosen->id]) chosen = &rep;
+      }
+      break;
+    case dsl::AssignAction::Strategy::kTerritory: {
+      json value = a.territory ? Evaluate(*a.territory, StepScope(in)) : json();
+      if (value.is_string()) {
+        std::string wanted = Lower(value.get<std::string>());
+        for (const Rep& rep : reps) {
+          if (!rep.territory.empty() && Lower(rep.territory) == wanted) {
+            chosen = &rep;
+            break;
+          }
+        }
+      }
+      if (chosen == nullptr) round_robin();
+      break;
+    }
+  }
+  std::string previous = StringField(out_.profile, "owner");
+  if (previous != chosen->id) {
+    if (!previous.empty()) {
+      --routing_.load[previous];
+      --out_.routing.load[previous];
+    }
+    ++routing_.load[chosen->id];
+    ++out_.routing.load[chosen->id];
+    out_.profile["owner"] = chosen->id;
+    out_.profile_changed = true;
+  }
+  Effect e = Base(Effect::Kind::kAssigned, in);
+  e.rep = chosen->id;
+  e.team = team;
+  Emit(std::move(e));
+}
+
+void Run::Set(Instance& in, const dsl::SetAction& a) {
+  json value = a.value ? Evaluate(*a.value, StepScope(in)) : json();
+  SetProfileValue(out_.profile, a.attribute, value);
+  out_.profile_changed = true;
+  std::string attribute;
+  for (const auto& part : a.attribute) attribute += (attribute.empty() ? "" : ".") + part;
+  Effect e = Base(Effect::Kind::kSet, in);
+  e.attribute = attribute;
+  e.value = std::move(value);
+  Emit(std::move(e));
+}
+
+void Run::Webhook(Instance& in, const dsl::WebhookAction& a, int index) {
+  if (in.holdout) {
+    Effect e = Base(Effect::Kind::kSkipped, in);
+    e.channel = "webhook";
+    e.template_name = a.name.text;
+    e.reason = "holdout";
+    Emit(std::move(e));
+    return;
+  }
+  Effect e = Base(Effect::Kind::kWebhook, in);
+  e.name = a.name.text;
+  e.message_id = ActionMessageId(in, index);
+  e.value = {{"customer", out_.profile},
+             {"journey", {{"id", p_.id}, {"title", p_.title}, {"version", in.version}}},
+             {"event", in.last_event}};
+  Emit(std::move(e));
+}
+
+}  // namespace
+
+Outcome OnEvent(const dsl::Program& program, const JourneyState& state, const json& event, Time now,
+                const CustomerContext& context) {
+  Run run(program, state, now, context);
+  run.SetCustomerFromEvent(event);
+  run.Goals(event);
+  if (!run.ExitRules(event)) run.WaitFor(event);
+  run.EnterOnEvent(event);
+  return run.Finish();
+}
+
+Outcome OnTimer(const dsl::Program& program, const JourneyState& state, Time now,
+                const CustomerContext& context) {
+  Run run(program, state, now, context);
+  run.Timer();
+  return run.Finish();
+}
+
+Outcome OnProfileChange(const dsl::Program& program, const JourneyState& state,
+                        const json& previous, Time now, const CustomerContext& context) {
+  Run run(program, state, now, context);
+  run.EnterOnProfile(previous);
+  return run.Finish();
+}
+
+}  // namespace itinera::orch

@@ -1,0 +1,66 @@
+// The engine: the pure, deterministic step function that moves customers through a journey.
+//
+// Every function takes the state of one customer in one journey (every entry so far), one input
+// (an event, the clock reaching a wake-up time, or a profile change), the instant `now` and a
+// snapshot of the customer's context, and returns the new state, the updated profile, the
+// effects in order and the routing deltas. No clock, no I/O, no randomness: splits and holdouts
+// hash ids, message ids hash (journey, version, customer, entry, step, action). The caller
+// persists the outcome and performs the effects (render and send, alert, call webhooks). The
+// caller passes the Program of the version the in-flight instance entered with.
+//
+// Processing one event: goals first (every entry still inside its goal window), then exit
+// rules, then a matching `wait up to`, then entry. Thread-safe: no shared mutable state.
+#ifndef ITINERA_ORCHESTRATOR_ENGINE_H_
+#define ITINERA_ORCHESTRATOR_ENGINE_H_
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "dsl/program.h"
+#include "orchestrator/model.h"
+#include "util/time.h"
+
+namespace itinera::orch {
+
+// At most this many steps run within one call; past it the instance exits with "loop_limit".
+inline constexpr int kMaxStepsPerCall = 1000;
+
+// An event: {"customer_id", "type", "timestamp", "properties": {...}}.
+Outcome OnEvent(const dsl::Program& program, const JourneyState& state, const nlohmann::json& event,
+                Time now, const CustomerContext& context);
+
+// The clock reached the in-flight instance's wake_at (does nothing when it has not).
+Outcome OnTimer(const dsl::Program& program, const JourneyState& state, Time now,
+                const CustomerContext& context);
+
+// The profile was created (`previous` is null) or updated to context.profile: enters when an
+// `enter when customer` condition is true now and was not before.
+Outcome OnProfileChange(const dsl::Program& program, const JourneyState& state,
+                        const nlohmann::json& previous, Time now, const CustomerContext& context);
+
+// Whether an entry now is allowed by re_enter and "never twice at once".
+bool MayEnter(const dsl::Program& program, const JourneyState& state, Time now);
+
+// True when the customer falls in the journey's holdout group (stable per journey and customer).
+bool InHoldout(const dsl::Program& program, const std::string& customer_id);
+
+// The split branch (index into SplitTransition::branches) this customer takes at `step_id`.
+size_t SplitBranch(const dsl::SplitTransition& split, const std::string& journey_id,
+                   const std::string& customer_id, const std::string& step_id);
+
+// The idempotency key of the message sent by action `action` of step `step_id`. `visit` > 1
+// when the step is entered again within the same entry (a loop through a wait).
+std::string MessageId(const std::string& journey, int64_t version, const std::string& customer,
+                      int64_t entry, const std::string& step_id, int action, int64_t visit = 1);
+
+// The template data model of DSL.md "Templates" for an instance.
+nlohmann::json TemplateData(const dsl::Program& program, const Instance& instance,
+                            const nlohmann::json& profile, const Directory& directory,
+                            const std::string& unsubscribe_url);
+
+// The profile with attributes merged at the top level (core fields win), as templates see it.
+nlohmann::json FlattenProfile(const nlohmann::json& profile);
+
+}  // namespace itinera::orch
+
+#endif  // ITINERA_ORCHESTRATOR_ENGINE_H_
