@@ -51,6 +51,7 @@ struct Expr {
   std::vector<std::string> path;
   Op op = Op::kEq;
   std::vector<ExprPtr> operands;
+  int height = 1;  // longest chain of operands below; bounded by the parser (see kMaxHeight)
 };
 
 // ---- Settings -----------------------------------------------------------------------------

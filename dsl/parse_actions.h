@@ -30,6 +30,11 @@ inline constexpr int kMaxNesting = 100;
 
 inline constexpr char kTooLarge[] = "number is too large";
 inline constexpr char kTooDeep[] = "expression is nested too deeply";
+// A long chain such as `1 + 1 + ... + 1` is a deep tree even without parentheses; evaluating or
+// freeing it recurses once per level, so its height is bounded too.
+inline constexpr int kMaxHeight = 256;
+inline constexpr char kTooLong[] =
+    "expression is too long: split it into simpler conditions or steps";
 
 struct ItemState {
   ItemState(const char* text_begin, const Locator* text_locator)
@@ -185,13 +190,15 @@ struct Action : tao::pegtl::nothing<Rule> {};
 // Pops the operator and operand(s) pushed by a *_tail rule and pushes the combined node.
 struct ReduceBinary {
   template <typename ActionInput>
-  static void apply(const ActionInput&, ItemState& s) {
+  static void apply(const ActionInput& in, ItemState& s) {
     auto e = std::make_shared<Expr>();
     e->kind = Expr::Kind::kBinary;
     std::tie(e->op, e->pos) = s.ops.back();
     s.ops.pop_back();
     ExprPtr right = std::move(s.exprs.back());
     s.exprs.pop_back();
+    e->height = 1 + std::max(s.exprs.back()->height, right->height);
+    if (e->height > kMaxHeight) throw grammar::SyntaxError{in.begin(), kTooLong};
     e->operands = {std::move(s.exprs.back()), std::move(right)};
     s.exprs.back() = std::move(e);
   }
@@ -199,7 +206,7 @@ struct ReduceBinary {
 
 struct ReduceUnary {
   template <typename ActionInput>
-  static void apply(const ActionInput&, ItemState& s) {
+  static void apply(const ActionInput& in, ItemState& s) {
     auto [op, pos] = s.ops.back();
     s.ops.pop_back();
     ExprPtr operand = std::move(s.exprs.back());
@@ -215,6 +222,8 @@ struct ReduceUnary {
     e->kind = Expr::Kind::kUnary;
     e->op = op;
     e->pos = pos;
+    e->height = 1 + operand->height;
+    if (e->height > kMaxHeight) throw grammar::SyntaxError{in.begin(), kTooLong};
     e->operands = {std::move(operand)};
     s.exprs.back() = std::move(e);
   }
@@ -305,6 +314,7 @@ struct Action<grammar::list_expr> {
     auto first = s.exprs.begin() + static_cast<std::ptrdiff_t>(s.list_starts.back());
     e->operands.assign(std::make_move_iterator(first), std::make_move_iterator(s.exprs.end()));
     s.exprs.erase(first, s.exprs.end());
+    for (const ExprPtr& item : e->operands) e->height = std::max(e->height, 1 + item->height);
     s.list_starts.pop_back();
     s.exprs.push_back(std::move(e));
   }

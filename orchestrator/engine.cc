@@ -298,7 +298,7 @@ void Run::Advance(Instance& in) {
                                  },
                                  [&](const dsl::WaitUntilAction& a) {
                                    in.next_action = index + 1;
-                                   Zone zone = CustomerZone(p_.timezone, out_.profile);
+                                   Zone zone = CustomerZone(p_.timezone, out_.profile, &in.entry_event);
                                    Time wake = NextLocalTime(zone, a.at, a.weekdays, now_);
                                    if (wake <= now_) return Next::kContinue;
                                    Pause(in, WaitKind::kTimer, wake);
@@ -382,7 +382,7 @@ Run::Next Run::Send(Instance& in, const dsl::SendAction& a, int index) {
   }
   const std::string id = ActionMessageId(in, index);
   if (p_.quiet_hours) {
-    Zone zone = CustomerZone(p_.timezone, profile);
+    Zone zone = CustomerZone(p_.timezone, profile, &in.entry_event);
     auto end = QuietHoursEnd(zone, p_.quiet_hours->from, p_.quiet_hours->to, now_);
     if (end && *end > now_) {
       Effect e = Base(Effect::Kind::kHeld, in);

@@ -78,7 +78,7 @@ json FlattenProfile(const json& profile) {
 
 json TemplateData(const dsl::Program& program, const Instance& instance, const json& profile,
                   const Directory& directory, const std::string& unsubscribe_url) {
-  json owner = json::object();
+  json owner = nullptr;  // no owner: `{{#owner}}...{{/owner}}` renders nothing
   if (const Rep* rep = directory.FindRep(StringField(profile, "owner"))) {
     owner = {{"id", rep->id}, {"name", rep->name}, {"email", rep->email}, {"phone", rep->phone}};
   }

@@ -68,10 +68,12 @@ Zone UtcZone() {
   return utc;
 }
 
-Zone CustomerZone(const dsl::TimezoneSetting& setting, const nlohmann::json& profile) {
+Zone CustomerZone(const dsl::TimezoneSetting& setting, const nlohmann::json& profile,
+                  const nlohmann::json* entry) {
   if (setting.path && setting.path->kind == dsl::Expr::Kind::kPath) {
     Scope scope;
     scope.profile = &profile;
+    scope.entry = entry;
     nlohmann::json v = Evaluate(*setting.path, scope);
     if (v.is_string()) {
       if (Zone z = FindZone(v.get<std::string>())) return z;

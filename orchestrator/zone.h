@@ -30,9 +30,11 @@ Zone FindZone(std::string_view name);
 // The UTC zone (never null).
 Zone UtcZone();
 
-// The customer's zone per the journey's `timezone` setting: the value at the setting's path in
-// the profile when it names a zone, else the setting's fallback, else UTC.
-Zone CustomerZone(const dsl::TimezoneSetting& setting, const nlohmann::json& profile);
+// The customer's zone per the journey's `timezone` setting: the value at the setting's path (in
+// the profile, or in the entry event for `entry.*`) when it names a zone, else the setting's
+// fallback, else UTC.
+Zone CustomerZone(const dsl::TimezoneSetting& setting, const nlohmann::json& profile,
+                  const nlohmann::json* entry = nullptr);
 
 // When `now` falls inside the quiet window [from, to) in `zone`'s local time (the window may
 // wrap midnight), the instant the window ends; otherwise nullopt. A window whose ends are equal

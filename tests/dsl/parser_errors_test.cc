@@ -278,6 +278,20 @@ TEST(ParserErrorsTest, DeepNestingIsAnErrorNotACrash) {
   }
 }
 
+TEST(ParserErrorsTest, LongOperatorChainIsAnErrorNotACrash) {
+  // Without parentheses a chain is still a deep tree; 50k terms would overflow the stack when
+  // evaluated or freed.
+  std::string chain = "1";
+  for (int i = 0; i < 50000; ++i) chain += " + 1";
+  ParseResult r = Parse(InStep("set customer.x = " + chain + "\n    exit"), "t.journey");
+  ASSERT_FALSE(r.diagnostics.empty());
+  EXPECT_EQ(r.diagnostics[0].message,
+            "expression is too long: split it into simpler conditions or steps");
+  std::string ok = "1";
+  for (int i = 0; i < 100; ++i) ok += " + 1";
+  EXPECT_TRUE(Parse(InStep("set customer.x = " + ok + "\n    exit"), "t.journey").diagnostics.empty());
+}
+
 TEST(ParserErrorsTest, ModestNestingIsFine) {
   std::string expr = std::string(50, '(') + "1" + std::string(50, ')');
   ParseResult r = Parse(InStep("set customer.x = " + expr + "\n    exit"), "t.journey");

@@ -83,6 +83,13 @@ TEST(EngineSendTest, TemplateDataFlattensProfileAndCarriesOwnerAndLinks) {
   EXPECT_EQ(sent.data["links"]["unsubscribe"], "http://127.0.0.1:8080/u/" + sent.message_id);
 }
 
+TEST(EngineSendTest, TemplateDataHasNoOwnerWithoutOne) {
+  // null, so a template's {{#owner}}...{{/owner}} section renders nothing.
+  Harness h(Journey(R"(send email "welcome")"), Profile("c"));
+  auto sent = h.Event("signup", kT0)[2];
+  EXPECT_TRUE(sent.data["owner"].is_null());
+}
+
 TEST(EngineAlertTest, AlertOwner) {
   std::string text = Journey(R"(alert owner "hot_lead")");
   Harness owned(text, Profile("c", {{"owner", "rep_anna"}}));

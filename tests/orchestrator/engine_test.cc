@@ -140,6 +140,18 @@ TEST(EngineSettingsTest, TimezoneFromProfileWithFallback) {
   EXPECT_EQ(utc.state.NextWake(), At("2026-11-23T09:00:00Z"));
 }
 
+TEST(EngineSettingsTest, TimezoneFromTheEntryEvent) {
+  Harness h(R"(journey j {
+    enter when event "signup"
+    timezone entry.tz or "UTC"
+    step a { wait until 09:00 then b }
+    step b { exit }
+  })",
+            Profile("c1"));
+  h.Event("signup", At("2026-11-22T12:00:00Z"), {{"tz", "Asia/Tokyo"}});
+  EXPECT_EQ(h.state.NextWake(), At("2026-11-23T00:00:00Z"));  // 09:00 in Tokyo
+}
+
 TEST(EngineSettingsTest, QuietHoursHoldEmailUntilWindowEndsThenSend) {
   Harness h(R"(journey j {
     enter when event "signup"
