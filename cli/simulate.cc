@@ -11,6 +11,7 @@
 
 #include "orchestrator/catalog.h"
 #include "orchestrator/simulator.h"
+#include "util/json_limits.h"
 #include "util/time.h"
 
 namespace itinera::cli {
@@ -31,8 +32,12 @@ Result<std::vector<json>> ReadJsonLines(const std::string& path,
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json value = json::parse(line, nullptr, /*allow_exceptions=*/false);
     std::string where = path + ":" + std::to_string(line_no) + ": ";
+    if (JsonTooDeep(line)) {
+      return Error{"input", where + "this line nests deeper than " +
+                                std::to_string(kMaxJsonDepth) + " levels"};
+    }
+    json value = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) return Error{"input", where + "this line is not valid JSON"};
     if (!value.is_object()) return Error{"input", where + "each line must be a JSON object"};
     if (Status s = validate(value); !s.ok()) return Error{"input", where + s.error().message};

@@ -70,18 +70,35 @@ std::string FormatDiagnostic(const Diagnostic& d, std::string_view source) {
   if (d.pos.line <= 0) return out;
 
   std::string_view line = LineText(source, d.pos.line);
-  out.append(line);
-  out += "\n";
-  // Copy tabs from the source so the caret sits under the column whatever the tab width.
-  size_t i = 0;
-  for (int column = 1; column < d.pos.column; ++column) {
-    if (i < line.size()) {
-      out += line[i] == '\t' ? '\t' : ' ';
-      i = internal::NextColumnStart(line, i);
-    } else {
-      out += ' ';
-    }
+  // Byte offset where the caret's column starts (or past the end of the line).
+  size_t caret = 0;
+  int column = 1;
+  for (; column < d.pos.column && caret < line.size(); ++column) {
+    caret = internal::NextColumnStart(line, caret);
   }
+  // A very long line (minified or hostile input) is shown as a window around the caret, so
+  // one diagnostic never prints megabytes.
+  constexpr size_t kMaxShown = 160;
+  size_t begin = 0, end = line.size();
+  std::string prefix, suffix;
+  if (line.size() > kMaxShown) {
+    begin = caret > kMaxShown / 2 ? caret - kMaxShown / 2 : 0;
+    while (begin > 0 && (static_cast<unsigned char>(line[begin]) & 0xC0) == 0x80) --begin;
+    end = std::min(line.size(), begin + kMaxShown);
+    while (end < line.size() && (static_cast<unsigned char>(line[end]) & 0xC0) == 0x80) ++end;
+    if (begin > 0) prefix = "...";
+    if (end < line.size()) suffix = "...";
+  }
+  out += prefix;
+  out.append(line.substr(begin, end - begin));
+  out += suffix + "\n";
+  // Copy tabs from the source so the caret sits under the column whatever the tab width.
+  out.append(prefix.size(), ' ');
+  for (size_t i = begin; i < caret && i < end;) {
+    out += line[i] == '\t' ? '\t' : ' ';
+    i = internal::NextColumnStart(line, i);
+  }
+  for (; column < d.pos.column; ++column) out += ' ';  // past the end of the line
   out += "^\n";
   return out;
 }

@@ -189,12 +189,16 @@ void CheckLoops(const CheckContext& ctx, const StepGraph& g) {
   int n = static_cast<int>(g.edges.size());
   std::vector<int> component = NoWaitComponents(j, g);
   std::set<int> reported;
+  // One array for every search; each search resets only the entries it touched, so checking a
+  // journey of many steps stays linear.
+  std::vector<int> parent(n, -2);
+  std::vector<int> queue;
   for (int start = 0; start < n; ++start) {
     int c = component[start];
     if (c < 0 || reported.contains(c)) continue;
     // Breadth-first within the component until an edge comes back to `start`.
-    std::vector<int> parent(n, -2);
-    std::vector<int> queue = {start};
+    for (int v : queue) parent[v] = -2;
+    queue.assign(1, start);
     parent[start] = -1;
     const StepRef* closing = nullptr;
     int last = -1;

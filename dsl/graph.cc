@@ -63,43 +63,6 @@ int LevelOf(const Expr& e) {
   return kLevelAtom;
 }
 
-const char* OpText(Op op) {
-  switch (op) {
-    case Op::kOr:
-      return "or";
-    case Op::kAnd:
-      return "and";
-    case Op::kNot:
-      return "not";
-    case Op::kNeg:
-      return "-";
-    case Op::kEq:
-      return "==";
-    case Op::kNe:
-      return "!=";
-    case Op::kLt:
-      return "<";
-    case Op::kLe:
-      return "<=";
-    case Op::kGt:
-      return ">";
-    case Op::kGe:
-      return ">=";
-    case Op::kIn:
-      return "in";
-    case Op::kContains:
-      return "contains";
-    case Op::kAdd:
-      return "+";
-    case Op::kSub:
-      return "-";
-    case Op::kMul:
-      return "*";
-    case Op::kDiv:
-      return "/";
-  }
-  return "?";
-}
 
 // A string as the journey language writes it.
 std::string Quote(const std::string& s) {
@@ -382,6 +345,44 @@ std::string DrawMermaid(const Program& p, const Graph& g) {
 // Written out in one pass into one string, with an explicit stack of what is left to write:
 // a long chain such as `1 + 1 + ... + 1` makes a tree as deep as it is long, which neither the
 // call stack nor re-concatenating every subexpression would survive.
+const char* OpText(Op op) {
+  switch (op) {
+    case Op::kOr:
+      return "or";
+    case Op::kAnd:
+      return "and";
+    case Op::kNot:
+      return "not";
+    case Op::kNeg:
+      return "-";
+    case Op::kEq:
+      return "==";
+    case Op::kNe:
+      return "!=";
+    case Op::kLt:
+      return "<";
+    case Op::kLe:
+      return "<=";
+    case Op::kGt:
+      return ">";
+    case Op::kGe:
+      return ">=";
+    case Op::kIn:
+      return "in";
+    case Op::kContains:
+      return "contains";
+    case Op::kAdd:
+      return "+";
+    case Op::kSub:
+      return "-";
+    case Op::kMul:
+      return "*";
+    case Op::kDiv:
+      return "/";
+  }
+  return "?";
+}
+
 std::string ExprToString(const Expr& root) {
   struct Item {
     const Expr* e;  // null: write `text`

@@ -16,6 +16,9 @@ enum class GraphFormat { kDot, kMermaid };
 
 std::string DrawGraph(const Program& program, GraphFormat format);
 
+// How the journey language spells an operator ("==", "contains", "not"; "-" for kNeg and kSub).
+const char* OpText(Op op);
+
 // The expression as it would be written in a journey ("customer.score + 20 > 50").
 std::string ExprToString(const Expr& e);
 

@@ -62,11 +62,14 @@ dsl::CheckEnvironment MakeCheckEnvironment(const Config& config, TemplateSet& te
 LoadedJourney LoadJourney(const std::string& file, const dsl::CheckEnvironment& env) {
   LoadedJourney out;
   out.file = file;
+  std::error_code ec;
   std::ifstream in(file, std::ios::binary);
-  if (!in) {
+  if (!in || fs::is_directory(file, ec)) {
     dsl::Diagnostic d;
     d.file = file;
-    d.message = "cannot read this file";
+    d.message = fs::is_directory(file, ec) ? "this is a folder; give journey files, such as " +
+                                                 (fs::path(file) / "*.journey").string()
+                                           : "cannot read this file";
     out.result.diagnostics.push_back(d);
     return out;
   }

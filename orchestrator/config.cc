@@ -257,8 +257,15 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
   if (config.server.max_body_bytes <= 0) {
     return Error{"config", source_name + ": [server] max_body_bytes must be positive"};
   }
+  std::map<std::string, std::string> rep_team;  // rep id -> the team that first named it
   for (const auto& [team, reps] : config.directory.teams) {
     for (const Rep& rep : reps) {
+      auto [it, fresh] = rep_team.emplace(rep.id, team);
+      if (!fresh) {
+        return Error{"config", source_name + ": rep id " + rep.id + " appears twice (in team " +
+                                   it->second + " and in team " + team +
+                                   "): give each rep one id"};
+      }
       if (rep.alert_via == "webhook" && !config.directory.webhooks.count(rep.webhook)) {
         return Error{"config", source_name + ": rep " + rep.id +
                                    " alerts via webhook but names no [webhooks.<name>] entry "

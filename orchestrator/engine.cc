@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "orchestrator/engine_delivery.h"
 #include "orchestrator/eval.h"
 #include "orchestrator/zone.h"
 
@@ -60,6 +61,8 @@ class Run {
   void Timer();
 
  private:
+  void DeliverDue();
+  void CancelHeld(Instance& in);
   enum class Next { kContinue, kPause };
 
   Scope StepScope(const Instance& in) const {
@@ -129,9 +132,10 @@ void Run::Goals(const json& event) {
   for (auto& in : out_.state.instances) {
     for (const auto& goal : p_.goals) {
       if (in.goals.count(goal.name.text) != 0) continue;
-      bool open = goal.within_seconds ? now_ >= in.entered_at &&
-                                            (now_ - in.entered_at).count() <= *goal.within_seconds
-                                      : in.in_flight();
+      // Without `within` the window is unbounded, until the next entry starts a new one.
+      bool open = now_ >= in.entered_at &&
+                  (goal.within_seconds ? (now_ - in.entered_at).count() <= *goal.within_seconds
+                                       : &in == &out_.state.instances.back());
       if (!open || !Matches(goal.event, event, &in)) continue;
       in.goals.insert(goal.name.text);
       Effect e = Base(Effect::Kind::kGoal, in);
@@ -147,6 +151,7 @@ bool Run::ExitRules(const json& event) {
   for (const auto& rule : p_.exits) {
     if (Matches(rule.event, event, in)) {
       Exit(*in, "event:" + rule.event.type.text);
+      CancelHeld(*in);
       return true;
     }
   }
@@ -195,7 +200,20 @@ void Run::EnterOnProfile(const json& previous) {
   }
 }
 
+void Run::DeliverDue() {
+  for (auto& in : out_.state.instances) {
+    if (in.held.empty()) continue;
+    DeliverDueHeld(p_, in, out_.profile, *ctx_.directory, ctx_.public_url, now_,
+                   Base(Effect::Kind::kSent, in), sends_, out_.effects);
+  }
+}
+
+void Run::CancelHeld(Instance& in) {
+  CancelHeldMessages(in, Base(Effect::Kind::kSkipped, in), out_.effects);
+}
+
 void Run::Timer() {
+  DeliverDue();
   Instance* in = out_.state.Active();
   if (in == nullptr || in->status != InstanceStatus::kWaiting || !in->wake_at ||
       *in->wake_at > now_) {
@@ -298,7 +316,8 @@ void Run::Advance(Instance& in) {
                                  },
                                  [&](const dsl::WaitUntilAction& a) {
                                    in.next_action = index + 1;
-                                   Zone zone = CustomerZone(p_.timezone, out_.profile, &in.entry_event);
+                                   Zone zone =
+                                       CustomerZone(p_.timezone, out_.profile, &in.entry_event);
                                    Time wake = NextLocalTime(zone, a.at, a.weekdays, now_);
                                    if (wake <= now_) return Next::kContinue;
                                    Pause(in, WaitKind::kTimer, wake);
@@ -365,39 +384,41 @@ Run::Next Run::Send(Instance& in, const dsl::SendAction& a, int index) {
     return Next::kContinue;
   };
   if (in.holdout) return skip("holdout");
-  const json& profile = out_.profile;
-  auto consent = profile.find("consent");
-  bool consented = consent != profile.end() && consent->is_object() &&
-                   consent->value(channel, json(false)) == json(true);
-  if (!consented) return skip("no_consent");
-  std::string to = StringField(profile, channel == "sms" ? "phone" : "email");
-  if (to.empty()) return skip("no_address");
-  for (const auto& cap : p_.frequency_caps) {
-    if (cap.channel.text != channel) continue;
-    const Time from = now_ - Seconds{cap.per_seconds};
-    int64_t count = std::count_if(sends_.begin(), sends_.end(), [&](const SendRecord& s) {
-      return s.channel == channel && s.at > from && s.at <= now_;
-    });
-    if (count >= cap.count) return skip("frequency_cap");
+  // Held messages not delivered yet count against the caps, so two can't share one slot.
+  int64_t pending = 0;
+  for (const auto& other : out_.state.instances) {
+    pending += std::count_if(other.held.begin(), other.held.end(),
+                             [&](const HeldMessage& m) { return m.channel == channel; });
+  }
+  std::string to;
+  if (const char* reason =
+          SendBlocked(p_, channel, out_.profile, sends_, true, pending, now_, &to)) {
+    return skip(reason);
   }
   const std::string id = ActionMessageId(in, index);
-  if (p_.quiet_hours) {
-    Zone zone = CustomerZone(p_.timezone, profile, &in.entry_event);
-    auto end = QuietHoursEnd(zone, p_.quiet_hours->from, p_.quiet_hours->to, now_);
-    if (end && *end > now_) {
-      Effect e = Base(Effect::Kind::kHeld, in);
-      e.channel = channel;
-      e.template_name = a.template_name.text;
-      e.until = *end;
-      e.message_id = id;
-      Emit(std::move(e));
-      in.next_action = index;  // the send runs again, with fresh checks, when the hold ends
-      Pause(in, WaitKind::kQuietHours, *end);
-      return Next::kPause;
-    }
+  if (a.handle) in.handles[a.handle->text] = id;
+  if (auto until = QuietUntil(p_, out_.profile, in.entry_event, now_)) {
+    HeldMessage m;
+    m.channel = channel;
+    m.template_name = a.template_name.text;
+    m.handle = a.handle ? a.handle->text : "";
+    m.message_id = id;
+    m.step = p_.step(in.step).id.text;
+    m.held_at = now_;
+    m.until = *until;
+    m.entry_event = in.entry_event;
+    m.last_event = in.last_event;
+    in.held.push_back(std::move(m));
+    Effect e = Base(Effect::Kind::kHeld, in);
+    e.channel = channel;
+    e.template_name = a.template_name.text;
+    e.handle = a.handle ? a.handle->text : "";
+    e.until = *until;
+    e.message_id = id;
+    Emit(std::move(e));
+    return Next::kContinue;  // delivered at `until`; the customer moves on now
   }
   sends_.push_back({channel, now_});
-  if (a.handle) in.handles[a.handle->text] = id;
   Effect e = Base(Effect::Kind::kSent, in);
   e.channel = channel;
   e.template_name = a.template_name.text;

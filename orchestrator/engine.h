@@ -9,12 +9,16 @@
 // caller passes the Program of the version the in-flight instance entered with.
 //
 // Processing one event: goals first (every entry still inside its goal window), then exit
-// rules, then a matching `wait up to`, then entry. Thread-safe: no shared mutable state.
+// rules, then a matching `wait up to`, then entry. An email or SMS that falls in quiet hours is
+// held (recorded on the instance, delivered at the window's end by OnTimer through DeliverHeld)
+// and the customer moves on at once. Thread-safe: no shared mutable state.
 #ifndef ITINERA_ORCHESTRATOR_ENGINE_H_
 #define ITINERA_ORCHESTRATOR_ENGINE_H_
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "dsl/program.h"
 #include "orchestrator/model.h"
@@ -29,7 +33,8 @@ inline constexpr int kMaxStepsPerCall = 1000;
 Outcome OnEvent(const dsl::Program& program, const JourneyState& state, const nlohmann::json& event,
                 Time now, const CustomerContext& context);
 
-// The clock reached the in-flight instance's wake_at (does nothing when it has not).
+// The clock reached JourneyState::NextWake(): delivers the held messages due by `now` (of every
+// entry), then resumes the in-flight instance when its wake_at has come.
 Outcome OnTimer(const dsl::Program& program, const JourneyState& state, Time now,
                 const CustomerContext& context);
 
@@ -37,6 +42,22 @@ Outcome OnTimer(const dsl::Program& program, const JourneyState& state, Time now
 // `enter when customer` condition is true now and was not before.
 Outcome OnProfileChange(const dsl::Program& program, const JourneyState& state,
                         const nlohmann::json& previous, Time now, const CustomerContext& context);
+
+// What became of a held message at delivery time.
+struct HeldDelivery {
+  enum class Kind { kSent, kSkipped, kHeld };
+  Kind kind = Kind::kSent;
+  std::string to;             // kSent: the address
+  std::string reason;         // kSkipped: no_consent, no_address, frequency_cap
+  std::optional<Time> until;  // kHeld: quiet hours again (the window moved): the new end
+};
+
+// Delivers a held message at `now`: consent, address, frequency caps (delivered sends only:
+// `held` records are ignored) and quiet hours are checked again, as the daemon's dispatcher
+// does with exactly this function. Pure.
+HeldDelivery DeliverHeld(const dsl::Program& program, const HeldMessage& message,
+                         const nlohmann::json& profile, const std::vector<SendRecord>& recent_sends,
+                         Time now);
 
 // Whether an entry now is allowed by re_enter and "never twice at once".
 bool MayEnter(const dsl::Program& program, const JourneyState& state, Time now);

@@ -17,9 +17,15 @@ const Instance* JourneyState::Active() const {
 }
 
 std::optional<Time> JourneyState::NextWake() const {
+  std::optional<Time> wake;
   const Instance* active = Active();
-  if (active == nullptr || active->status != InstanceStatus::kWaiting) return std::nullopt;
-  return active->wake_at;
+  if (active != nullptr && active->status == InstanceStatus::kWaiting) wake = active->wake_at;
+  for (const auto& in : instances) {
+    for (const auto& m : in.held) {
+      if (!wake || m.until < *wake) wake = m.until;
+    }
+  }
+  return wake;
 }
 
 const char* Effect::KindName(Kind kind) {
@@ -92,6 +98,39 @@ bool ReadTime(const json& j, const char* key, std::optional<Time>& out) {
 
 }  // namespace
 
+json ToJson(const HeldMessage& m) {
+  return json{{"channel", m.channel},
+              {"template", m.template_name},
+              {"handle", m.handle},
+              {"message_id", m.message_id},
+              {"step", m.step},
+              {"held_at", FormatTime(m.held_at)},
+              {"until", FormatTime(m.until)},
+              {"entry_event", m.entry_event},
+              {"last_event", m.last_event}};
+}
+
+Result<HeldMessage> HeldMessageFromJson(const json& j) {
+  try {
+    HeldMessage m;
+    m.channel = j.at("channel").get<std::string>();
+    m.template_name = j.at("template").get<std::string>();
+    m.handle = j.value("handle", "");
+    m.message_id = j.at("message_id").get<std::string>();
+    m.step = j.value("step", "");
+    std::optional<Time> t;
+    if (!ReadTime(j, "held_at", t) || !t) return Error{"invalid_instance", "bad held_at"};
+    m.held_at = *t;
+    if (!ReadTime(j, "until", t) || !t) return Error{"invalid_instance", "bad until"};
+    m.until = *t;
+    m.entry_event = j.value("entry_event", json::object());
+    m.last_event = j.value("last_event", json::object());
+    return m;
+  } catch (const json::exception& e) {
+    return Error{"invalid_instance", e.what()};
+  }
+}
+
 json ToJson(const Instance& in) {
   json j = json::object();
   j["journey"] = in.journey;
@@ -111,6 +150,9 @@ json ToJson(const Instance& in) {
   j["handles"] = in.handles;
   j["step_visits"] = in.step_visits;
   j["goals"] = in.goals;
+  json held = json::array();
+  for (const auto& m : in.held) held.push_back(ToJson(m));
+  j["held"] = held;
   j["exit_reason"] = in.exit_reason;
   j["exited_at"] = OptionalTime(in.exited_at);
   return j;
@@ -161,6 +203,14 @@ Result<Instance> InstanceFromJson(const json& j) {
     in.handles = j.value("handles", std::map<std::string, std::string>{});
     in.step_visits = j.value("step_visits", std::map<std::string, int64_t>{});
     in.goals = j.value("goals", std::set<std::string>{});
+    if (j.contains("held")) {
+      if (!j["held"].is_array()) return Error{"invalid_instance", "bad held"};
+      for (const auto& item : j["held"]) {
+        auto m = HeldMessageFromJson(item);
+        if (!m.ok()) return m.error();
+        in.held.push_back(std::move(m).value());
+      }
+    }
     in.exit_reason = j.value("exit_reason", "");
     if (!ReadTime(j, "exited_at", in.exited_at)) return Error{"invalid_instance", "bad exited_at"};
     return in;

@@ -31,7 +31,21 @@ enum class WaitKind {
   kNone,
   kTimer,       // `wait <dur>` or `wait until`: resume at the next action
   kEvent,       // `wait up to ... for event`: received or timed out at wake_at
-  kQuietHours,  // a send held by quiet hours: retry that send at wake_at
+  kQuietHours,  // legacy (instances saved before held messages): retry the send at wake_at
+};
+
+// An email or SMS held by quiet hours, to be delivered at `until` (the customer moved on). The
+// message keeps the events its template data is rendered from.
+struct HeldMessage {
+  std::string channel;  // "email" or "sms"
+  std::string template_name;
+  std::string handle;  // empty when none
+  std::string message_id;
+  std::string step;  // the step whose action held it
+  Time held_at{};
+  Time until{};
+  nlohmann::json entry_event = nlohmann::json::object();
+  nlohmann::json last_event = nlohmann::json::object();
 };
 
 struct Instance {
@@ -54,6 +68,7 @@ struct Instance {
   std::map<std::string, std::string> handles;             // handle -> message id
   std::map<std::string, int64_t> step_visits;             // step id -> times entered
   std::set<std::string> goals;                            // goals reached in this entry
+  std::vector<HeldMessage> held;                          // pending, in the order held
 
   std::string exit_reason;
   std::optional<Time> exited_at;
@@ -66,14 +81,17 @@ struct JourneyState {
 
   Instance* Active();
   const Instance* Active() const;
-  // When the in-flight instance wants to be woken, if it waits on a clock.
+  // The earliest of the in-flight instance's clock wait and every pending held message (of any
+  // entry: a customer who left normally still gets what was held).
   std::optional<Time> NextWake() const;
 };
 
-// One message sent to the customer, on any journey.
+// One message sent to the customer, on any journey. `held`: a message held by quiet hours and
+// not yet delivered; it counts against every cap window until it is delivered or dropped.
 struct SendRecord {
   std::string channel;  // "email" or "sms"
   Time at{};
+  bool held = false;
 };
 
 // Lead-routing counters shared by every journey.
@@ -84,8 +102,10 @@ struct RoutingSnapshot {
 
 struct CustomerContext {
   nlohmann::json profile = nlohmann::json::object();  // {"id", "email", ..., "attributes"}
-  std::vector<SendRecord> recent_sends;               // every journey, any order
-  const Directory* directory = nullptr;               // required
+  // Every journey's delivered sends, any order, plus (held = true) the messages other journeys
+  // hold and have not delivered yet; this journey's held messages are read from its state.
+  std::vector<SendRecord> recent_sends;
+  const Directory* directory = nullptr;  // required
   RoutingSnapshot routing;
   std::string public_url = "http://127.0.0.1:8080";  // base of links.unsubscribe
 };
@@ -118,7 +138,7 @@ struct Effect {
   std::string to;             // sent: address; alert: the rep's address on its channel
   std::string handle;         // sent: empty when none
   std::string message_id;     // sent, held, alert, webhook: the idempotency key
-  std::string reason;         // skipped, exited
+  std::string reason;         // skipped (also "exited": a held message cancelled), exited
   std::optional<Time> until;  // held
   std::string rep;            // alert, assigned
   std::string team;           // assigned
@@ -147,6 +167,8 @@ struct Outcome {
 const char* StatusName(InstanceStatus status);
 const char* WaitKindName(WaitKind kind);
 
+nlohmann::json ToJson(const HeldMessage& message);
+Result<HeldMessage> HeldMessageFromJson(const nlohmann::json& json);
 nlohmann::json ToJson(const Instance& instance);
 Result<Instance> InstanceFromJson(const nlohmann::json& json);
 nlohmann::json ToJson(const JourneyState& state);

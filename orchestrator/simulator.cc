@@ -29,6 +29,7 @@ struct Customer {
   json profile;
   std::vector<SendRecord> sends;
   std::vector<SentMessage> messages;  // with a handle, oldest first
+  std::set<std::string> message_ids;  // every message sent
 };
 
 struct Event {
@@ -51,7 +52,8 @@ class Simulator {
   Simulation Run();
 
  private:
-  CustomerContext Context(const std::string& customer);
+  // The context for `program`: the customer's delivered sends plus what other journeys hold.
+  CustomerContext Context(const std::string& customer, size_t program);
   Customer& GetCustomer(const std::string& id);
   void Apply(size_t program, const std::string& customer, Outcome outcome);
   void ProfileTriggers(const std::string& customer, json before);
@@ -107,6 +109,7 @@ Status Simulator::AddCustomers(const std::vector<json>& customers) {
 }
 
 Status Simulator::AddEvents(const std::vector<json>& events) {
+  std::set<std::string> seen_ids;
   for (size_t i = 0; i < events.size(); ++i) {
     const json& e = events[i];
     const std::string where = "event " + std::to_string(i + 1) + ": ";
@@ -115,6 +118,9 @@ Status Simulator::AddEvents(const std::vector<json>& events) {
       auto it = e.find(key);
       return it != e.end() && it->is_string() ? it->get<std::string>() : std::string();
     };
+    if (e.contains("id") && !e["id"].is_null() && !seen_ids.insert(e["id"].dump()).second) {
+      continue;  // an id seen before is accepted again without effect
+    }
     std::string customer = text("customer_id"), type = text("type"), stamp = text("timestamp");
     if (customer.empty()) return Error{"invalid_event", where + "no \"customer_id\""};
     if (type.empty()) return Error{"invalid_event", where + "no \"type\""};
@@ -124,7 +130,7 @@ Status Simulator::AddEvents(const std::vector<json>& events) {
     if (e.contains("id")) body["id"] = e["id"];
     body["properties"] =
         e.contains("properties") && e["properties"].is_object() ? e["properties"] : json::object();
-    for (const char* key : {"handle", "journey"}) {
+    for (const char* key : {"handle", "journey", "message"}) {
       if (e.contains(key) && !body["properties"].contains(key)) body["properties"][key] = e[key];
     }
     events_.push_back({*at, i, std::move(body)});
@@ -144,11 +150,18 @@ Customer& Simulator::GetCustomer(const std::string& id) {
   return it->second;
 }
 
-CustomerContext Simulator::Context(const std::string& customer) {
+CustomerContext Simulator::Context(const std::string& customer, size_t program) {
   Customer& c = GetCustomer(customer);
   CustomerContext ctx;
   ctx.profile = c.profile;
   ctx.recent_sends = c.sends;
+  for (size_t i = 0; i < programs_.size(); ++i) {
+    auto it = states_.find({i, customer});
+    if (i == program || it == states_.end()) continue;
+    for (const auto& in : it->second.instances) {
+      for (const auto& m : in.held) ctx.recent_sends.push_back({m.channel, m.held_at, true});
+    }
+  }
   ctx.directory = &directory_;
   ctx.routing = routing_;
   ctx.public_url = options_.public_url;
@@ -163,6 +176,7 @@ void Simulator::Apply(size_t program, const std::string& customer, Outcome outco
   for (const Effect& e : outcome.effects) {
     if (e.kind == Effect::Kind::kSent) {
       c.sends.push_back({e.channel, e.at});
+      c.message_ids.insert(e.message_id);
       if (!e.handle.empty()) c.messages.push_back({e.journey, e.handle, e.message_id});
     }
     records_.push_back(Record(e));
@@ -193,7 +207,7 @@ void Simulator::ProfileTriggers(const std::string& customer, json before) {
           std::any_of(programs_[i]->enter.begin(), programs_[i]->enter.end(),
                       [](const dsl::EnterSetting& s) { return !!s.customer_condition; });
       if (!has_rule) continue;
-      CustomerContext ctx = Context(customer);
+      CustomerContext ctx = Context(customer, i);
       Apply(i, customer,
             OnProfileChange(*programs_[i], states_[{i, customer}], before, clock_.Now(), ctx));
     }
@@ -205,14 +219,21 @@ void Simulator::ResolveHandle(json& event) {
   const std::string type = event["type"].get<std::string>();
   json& props = event["properties"];
   if (type != "email_opened" && type != "link_clicked") return;
-  if (props.contains("message") || !props.contains("handle") || !props["handle"].is_string()) {
+  const Customer& c = GetCustomer(event["customer_id"].get<std::string>());
+  // The handle: `"handle"`, or a `"message"` that is no message id but a handle's name.
+  std::string handle;
+  auto message = props.find("message");
+  if (message != props.end()) {
+    if (!message->is_string() || c.message_ids.count(message->get<std::string>()) != 0) return;
+    handle = message->get<std::string>();
+  } else if (props.contains("handle") && props["handle"].is_string()) {
+    handle = props["handle"].get<std::string>();
+  } else {
     return;
   }
-  const std::string handle = props["handle"].get<std::string>();
   const std::string journey = props.contains("journey") && props["journey"].is_string()
                                   ? props["journey"].get<std::string>()
                                   : "";
-  const Customer& c = GetCustomer(event["customer_id"].get<std::string>());
   for (auto it = c.messages.rbegin(); it != c.messages.rend(); ++it) {
     if (it->handle == handle && (journey.empty() || it->journey == journey)) {
       props["message"] = it->id;
@@ -227,7 +248,7 @@ void Simulator::ProcessEvent(const Event& event) {
   const std::string customer = body["customer_id"].get<std::string>();
   json before = GetCustomer(customer).profile;
   for (size_t i = 0; i < programs_.size(); ++i) {
-    CustomerContext ctx = Context(customer);
+    CustomerContext ctx = Context(customer, i);
     Apply(i, customer, OnEvent(*programs_[i], states_[{i, customer}], body, clock_.Now(), ctx));
   }
   ProfileTriggers(customer, std::move(before));
@@ -239,7 +260,7 @@ void Simulator::ProcessTimer(TimerEntry timer) {
   (void)seq;
   timer_of_.erase({program, customer});
   json before = GetCustomer(customer).profile;
-  CustomerContext ctx = Context(customer);
+  CustomerContext ctx = Context(customer, program);
   Apply(program, customer, OnTimer(*programs_[program], states_[{program, customer}], wake, ctx));
   ProfileTriggers(customer, std::move(before));
 }
@@ -281,6 +302,7 @@ ordered_json Simulator::Record(const Effect& e) {
       } else if (e.channel == "sms") {
         ++sent_sms_;
       }
+      r["message"] = e.message_id;
       break;
     }
     case Effect::Kind::kSkipped:
@@ -293,6 +315,7 @@ ordered_json Simulator::Record(const Effect& e) {
       r["channel"] = e.channel;
       r["template"] = e.template_name;
       r["until"] = e.until ? ordered_json(FormatTime(*e.until)) : ordered_json();
+      r["message"] = e.message_id;
       break;
     case Effect::Kind::kAlert:
       r["rep"] = e.rep;
@@ -322,16 +345,26 @@ ordered_json Simulator::Record(const Effect& e) {
   return r;
 }
 
+// Appends to a JSON object whose keys are known to be unique, skipping ordered_json's linear
+// key search, which would make a summary of a journey with many steps quadratic.
+void AppendUnique(ordered_json& object, std::string key, ordered_json value) {
+  auto& pairs = static_cast<ordered_json::object_t::Container&>(
+      object.get_ref<ordered_json::object_t&>());
+  pairs.emplace_back(std::move(key), std::move(value));
+}
+
 ordered_json Simulator::Summary() const {
   ordered_json steps = ordered_json::object(), goals = ordered_json::object();
   for (const auto* p : programs_) {
     for (const auto& step : p->steps) {
       auto it = step_customers_.find(Qualified(*p, step.id.text));
-      steps[Qualified(*p, step.id.text)] = it == step_customers_.end() ? 0 : it->second.size();
+      AppendUnique(steps, Qualified(*p, step.id.text),
+                   it == step_customers_.end() ? 0 : it->second.size());
     }
     for (const auto& goal : p->goals) {
       auto it = goal_counts_.find(Qualified(*p, goal.name.text));
-      goals[Qualified(*p, goal.name.text)] = it == goal_counts_.end() ? 0 : it->second;
+      AppendUnique(goals, Qualified(*p, goal.name.text),
+                   it == goal_counts_.end() ? 0 : it->second);
     }
   }
   ordered_json s;
@@ -360,7 +393,7 @@ Simulation Simulator::Run() {
   if (start <= end) {
     for (const std::string& id : std::vector<std::string>(customer_order_)) {
       for (size_t i = 0; i < programs_.size(); ++i) {
-        CustomerContext ctx = Context(id);
+        CustomerContext ctx = Context(id, i);
         Apply(i, id, OnProfileChange(*programs_[i], states_[{i, id}], json(), start, ctx));
       }
     }

@@ -40,7 +40,11 @@ struct Simulation {
 
 // `customers`: {"id", "email", "phone", "timezone", "consent", "attributes", ...}.
 // `events`: {"customer_id", "type", "timestamp", "properties"}; an `email_opened` or
-// `link_clicked` event may name `"handle"` (and `"journey"`) instead of `"message"`.
+// `link_clicked` event may name `"handle"` (and `"journey"`) instead of `"message"`, or give a
+// handle's name as the `"message"`: both resolve to the latest message sent under that handle.
+// An event whose `"id"` appeared earlier in the list is accepted again without effect. Held
+// messages are delivered as timers at their `until` (`sent` then, with the subject); `sent`
+// and `held` records carry the message id as `"message"`.
 // Errors: no events, an event without a valid timestamp, type or customer_id, a customer
 // without an id.
 Result<Simulation> Simulate(const std::vector<const dsl::Program*>& programs,

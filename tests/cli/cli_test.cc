@@ -150,6 +150,16 @@ TEST(CliTest, CheckRejectsTwoFilesWithOneJourneyId) {
   EXPECT_NE(r.err.find("journey \"hello\" is also defined in"), std::string::npos) << r.err;
 }
 
+TEST(CliTest, CheckOfAFolderSaysSo) {
+  Workspace w;
+  RunResult r = RunItinera("check journeys", w.dir());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("journeys: error: this is a folder; give journey files, such as "
+                       "journeys/*.journey"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(CliTest, BadConfigIsReported) {
   Workspace w;
   w.Write("itinera.toml", "[paths]\njourney = \"x\"\n");
@@ -262,6 +272,14 @@ TEST(CliTest, SimulateReportsBadInputByLine) {
   EXPECT_EQ(notime.status, 1);
   EXPECT_NE(notime.err.find("notime.jsonl:1: an event needs a \"timestamp\""), std::string::npos)
       << notime.err;
+  std::string deep = "{\"customer_id\": \"c-1\", \"type\": \"x\", \"timestamp\": "
+                     "\"2026-11-02T09:00:00Z\", \"properties\": {\"p\": " +
+                     std::string(100000, '[') + std::string(100000, ']') + "}}\n";
+  w.Write("deep.jsonl", deep);
+  RunResult too_deep = RunItinera(
+      "simulate journeys/hello.journey --customers customers.jsonl --events deep.jsonl", w.dir());
+  EXPECT_EQ(too_deep.status, 1);
+  EXPECT_EQ(too_deep.err, "deep.jsonl:1: this line nests deeper than 64 levels\n");
   RunResult missing = RunItinera("simulate journeys/hello.journey --events events.jsonl", w.dir());
   EXPECT_EQ(missing.status, 2);
 }

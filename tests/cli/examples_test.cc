@@ -338,17 +338,20 @@ TEST(ExamplesTest, TestDrivePurchaseEndsTheWaitForTheSms) {
 
 TEST(ExamplesTest, TestDriveNightFormInNewYorkIsHeldUntilEightLocal) {
   const auto& r = Records("test_drive_followup");
+  // Both emails are held; she moves on to wait for the open at once.
   ExpectOutcome(
       r, "c-6",
       {.path = {"confirm", "offer", "wait_for_open", "hot_lead", "sms_nudge", "done"},
        .sent = {"email test_drive_confirmation", "email test_drive_offer", "sms test_drive_sms"},
-       .held = {"email test_drive_confirmation until 11-03 13:00"},
+       .held = {"email test_drive_confirmation until 11-03 13:00",
+                "email test_drive_offer until 11-03 13:00"},
        .assigned = {"rep_tomas"},
        .alerts = {"rep_tomas hot_lead_alert"},
        .exits = {"completed"}});
   EXPECT_TRUE(
       Has(r, "c-6", "sent", {{"template", "test_drive_confirmation"}, {"at", At("11-03 13:00")}}));
   EXPECT_TRUE(Has(r, "c-6", "sent", {{"template", "test_drive_offer"}, {"at", At("11-03 13:00")}}));
+  EXPECT_TRUE(Has(r, "c-6", "step", {{"step", "wait_for_open"}, {"at", At("11-03 08:30")}}));
   EXPECT_TRUE(Has(r, "c-6", "alert", {{"rep", "rep_tomas"}, {"at", At("11-03 14:10")}}));
   EXPECT_TRUE(Has(r, "c-6", "sent",
                   {{"channel", "sms"}, {"template", "test_drive_sms"}, {"at", At("11-03 15:00")}}));
@@ -446,7 +449,7 @@ TEST(ExamplesTest, WelcomeElectricFanClicksEverythingAndBuysDuringTheSeries) {
   EXPECT_TRUE(Has(r, "c-1", "set", {{"attribute", "engaged"}, {"value", true}}));
 }
 
-TEST(ExamplesTest, WelcomeLateSignupIsHeldAndAPurchaseAfterLeavingIsNoGoal) {
+TEST(ExamplesTest, WelcomeLateSignupIsHeldAndAPurchaseAfterLeavingCounts) {
   const auto& r = Records("welcome_series");
   ExpectOutcome(r, "c-2",
                 {.path = {"welcome", "guide", "service_guide", "guide_clicks", "app_invite",
@@ -454,7 +457,11 @@ TEST(ExamplesTest, WelcomeLateSignupIsHeldAndAPurchaseAfterLeavingIsNoGoal) {
                  .sent = {"email welcome_1", "email welcome_service_plan", "email welcome_app",
                           "email welcome_first_service"},
                  .held = {"email welcome_1 until 11-03 07:00"},
+                 // first_purchase has no `within`: it counts after he left.
+                 .goals = {"first_purchase"},
                  .exits = {"series_finished"}});
+  EXPECT_TRUE(Has(r, "c-2", "step", {{"step", "guide"}, {"at", At("11-02 21:45")}}));
+  EXPECT_TRUE(Has(r, "c-2", "goal", {{"goal", "first_purchase"}, {"at", At("11-28 10:00")}}));
   EXPECT_TRUE(Has(r, "c-2", "sent", {{"template", "welcome_1"}, {"at", At("11-03 07:00")}}));
   EXPECT_TRUE(
       Has(r, "c-2", "sent", {{"template", "welcome_service_plan"}, {"at", At("11-05 08:30")}}));
@@ -540,7 +547,7 @@ TEST(ExamplesTest, WelcomeSummaryCounts) {
   EXPECT_EQ(s["skipped"], 3);
   EXPECT_EQ(s["alerts"], 0);
   EXPECT_EQ(s["webhooks"], 0);
-  EXPECT_EQ(s["goals"], json({{"first_purchase", 2}, {"app_installed", 1}}));
+  EXPECT_EQ(s["goals"], json({{"first_purchase", 3}, {"app_installed", 1}}));
 }
 
 // ---- abandoned_cart --------------------------------------------------------------------------
@@ -603,14 +610,17 @@ TEST(ExamplesTest, CartSmallCartGetsOnlyTheReminder) {
 
 TEST(ExamplesTest, CartReminderInQuietHoursIsHeldUntilMorning) {
   const auto& r = Records("abandoned_cart");
-  ExpectOutcome(r, "c-5",
-                {.path = {"cool_off", "cart_email", "cart_clicks", "by_value", "last_call"},
-                 .sent = {"email cart_reminder", "email cart_last_call"},
-                 .held = {"email cart_reminder until 11-03 07:00"},
-                 .exits = {"last_call"}});
+  ExpectOutcome(
+      r, "c-5",
+      {.path = {"cool_off", "cart_email", "cart_clicks", "by_value", "last_call"},
+       .sent = {"email cart_reminder", "email cart_last_call"},
+       .held = {"email cart_reminder until 11-03 07:00", "email cart_last_call until 11-05 07:00"},
+       .exits = {"last_call"}});
+  // The customer is not paused by the hold: the day's wait runs from 21:30, so the last call
+  // falls in quiet hours too; he leaves at once and it is delivered in the morning.
   EXPECT_TRUE(Has(r, "c-5", "sent", {{"template", "cart_reminder"}, {"at", At("11-03 07:00")}}));
   EXPECT_TRUE(Has(r, "c-5", "sent", {{"template", "cart_last_call"}, {"at", At("11-05 07:00")}}));
-  EXPECT_TRUE(Has(r, "c-5", "exited", {{"reason", "last_call"}, {"at", At("11-05 07:00")}}));
+  EXPECT_TRUE(Has(r, "c-5", "exited", {{"reason", "last_call"}, {"at", At("11-04 21:30")}}));
 }
 
 TEST(ExamplesTest, CartSecondEntryHitsTheSmsFrequencyCapAndIsRecoveredOnce) {
@@ -832,8 +842,8 @@ TEST(ExamplesTest, FleetEngagedLeadReachesFiftyAndGoesToTheTerritoryRep) {
        .assigned = {"rep_lucie"},
        .alerts = {"rep_lucie fleet_handoff_alert"},
        .webhooks = {"crm_task"},
-       // Not meeting_booked: booked after he left, and that goal has no `within`.
-       .goals = {"deal_won"},
+       // meeting_booked has no `within`: booked after he left, it still counts.
+       .goals = {"meeting_booked", "deal_won"},
        .exits = {"handed_to_sales"}});
   EXPECT_EQ(SetValues(r, "c-1", "score"), (Strings{"10", "15", "25", "40", "45", "55"}));
   EXPECT_TRUE(Has(r, "c-1", "sent", {{"template", "fleet_welcome"}, {"at", At("11-02 09:00")}}));
@@ -841,6 +851,7 @@ TEST(ExamplesTest, FleetEngagedLeadReachesFiftyAndGoesToTheTerritoryRep) {
   EXPECT_TRUE(
       Has(r, "c-1", "sent", {{"template", "fleet_meet_your_rep"}, {"at", At("11-05 10:10")}}));
   EXPECT_TRUE(Has(r, "c-1", "exited", {{"reason", "handed_to_sales"}, {"at", At("11-05 10:10")}}));
+  EXPECT_TRUE(Has(r, "c-1", "goal", {{"goal", "meeting_booked"}, {"at", At("11-09 09:00")}}));
   EXPECT_TRUE(Has(r, "c-1", "goal", {{"goal", "deal_won"}, {"at", At("12-15 14:00")}}));
 }
 
@@ -959,7 +970,7 @@ TEST(ExamplesTest, FleetSummaryCounts) {
   EXPECT_EQ(s["skipped"], 0);
   EXPECT_EQ(s["alerts"], 5);
   EXPECT_EQ(s["webhooks"], 4);
-  EXPECT_EQ(s["goals"], json({{"meeting_booked", 1}, {"deal_won", 1}}));
+  EXPECT_EQ(s["goals"], json({{"meeting_booked", 2}, {"deal_won", 1}}));
 }
 
 }  // namespace

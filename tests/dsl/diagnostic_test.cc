@@ -57,6 +57,19 @@ TEST(DiagnosticTest, CaretPastTheEndOfTheLineAndCrlf) {
             "^\n");
 }
 
+TEST(DiagnosticTest, VeryLongLineIsShownAsAWindowAroundTheCaret) {
+  std::string line = std::string(5000, 'a') + "X" + std::string(5000, 'b');
+  Diagnostic d{Diagnostic::Severity::kError, "f.journey", {1, 5001, 5000}, "here"};
+  std::string text = FormatDiagnostic(d, line);
+  EXPECT_LT(text.size(), 400u);
+  std::string shown = text.substr(text.find('\n') + 1);
+  std::string source_line = shown.substr(0, shown.find('\n'));
+  std::string caret_line = shown.substr(shown.find('\n') + 1);
+  EXPECT_EQ(source_line.substr(0, 3), "...");
+  EXPECT_EQ(source_line.substr(source_line.size() - 3), "...");
+  EXPECT_EQ(source_line[caret_line.find('^')], 'X');
+}
+
 TEST(DiagnosticTest, FormatDiagnosticsConcatenatesInOrder) {
   std::vector<Diagnostic> ds = {At(1, 1, "first"), At(2, 2, "second")};
   EXPECT_EQ(FormatDiagnostics(ds, "a\nbc\n"),

@@ -7,47 +7,12 @@
 
 #include <string>
 
+#include "dsl/graph.h"
 #include "dsl/parser.h"
 
 namespace itinera::dsl::testing {
 
-inline const char* OpName(Op op) {
-  switch (op) {
-    case Op::kOr:
-      return "or";
-    case Op::kAnd:
-      return "and";
-    case Op::kNot:
-      return "not";
-    case Op::kNeg:
-      return "-";
-    case Op::kEq:
-      return "==";
-    case Op::kNe:
-      return "!=";
-    case Op::kLt:
-      return "<";
-    case Op::kLe:
-      return "<=";
-    case Op::kGt:
-      return ">";
-    case Op::kGe:
-      return ">=";
-    case Op::kIn:
-      return "in";
-    case Op::kContains:
-      return "contains";
-    case Op::kAdd:
-      return "+";
-    case Op::kSub:
-      return "-";
-    case Op::kMul:
-      return "*";
-    case Op::kDiv:
-      return "/";
-  }
-  return "?";
-}
+inline const char* OpName(Op op) { return OpText(op); }
 
 // `(op a b)`, `[a, b]`, `customer.x`, literals as JSON; "<null>" for a missing expression.
 inline std::string Show(const ExprPtr& e) {

@@ -96,6 +96,13 @@ TEST(ConfigTest, BadAlertChannelIsAnError) {
             std::string::npos);
 }
 
+TEST(ConfigTest, DuplicateRepIdIsAnError) {
+  auto c = ParseConfig("[[teams.a]]\nid = \"r\"\n[[teams.b]]\nid = \"r\"\n", "itinera.toml", ".");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message,
+            "itinera.toml: rep id r appears twice (in team a and in team b): give each rep one id");
+}
+
 TEST(ConfigTest, RelativePathsResolveAgainstTheConfigFolder) {
   auto c = ParseConfig("[paths]\ntemplates = \"tpl\"\n", "/etc/itinera/itinera.toml",
                        "/etc/itinera");

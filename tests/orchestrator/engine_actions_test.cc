@@ -233,8 +233,27 @@ TEST(EngineWaitTest, QuietHoursAfterWaitUntilFallBackNight) {
   h.Event("signup", At("2026-10-24T20:00:00Z"));              // 22:00 CEST
   EXPECT_EQ(h.state.NextWake(), At("2026-10-25T00:30:00Z"));  // the first 02:30 (CEST)
   auto effects = h.Timer(At("2026-10-25T00:30:00Z"));
-  ASSERT_EQ(Trace(effects), (V{"held:email"}));
+  ASSERT_EQ(Trace(effects), (V{"held:email", "exited:completed"}));
   EXPECT_EQ(effects[0].until, At("2026-10-25T06:00:00Z"));  // 07:00 CET
+  // Delivered at the window's end after the clocks went back, not an hour early or late.
+  EXPECT_EQ(h.state.NextWake(), At("2026-10-25T06:00:00Z"));
+  EXPECT_TRUE(h.Timer(At("2026-10-25T05:00:00Z")).empty());  // 06:00 CET: still quiet
+  effects = h.Timer(At("2026-10-25T06:00:00Z"));
+  ASSERT_EQ(Trace(effects), (V{"sent:email"}));
+  EXPECT_EQ(effects[0].at, At("2026-10-25T06:00:00Z"));
+}
+
+TEST(EngineWaitTest, HeldMessageAcrossSpringForwardInNewYork) {
+  Harness h(
+      Journey(R"(send sms "nudge")", "timezone \"America/New_York\"\n quiet_hours 22:00 to 02:30"),
+      Profile("c"));
+  // 2026-03-08 00:30 EST; 02:30 does not exist that night: the hold ends at 03:00 EDT.
+  auto effects = h.Event("signup", At("2026-03-08T05:30:00Z"));
+  ASSERT_EQ(Only(effects, Effect::Kind::kHeld), (V{"held:sms"}));
+  EXPECT_EQ(h.state.NextWake(), At("2026-03-08T07:00:00Z"));
+  effects = h.RunUntil(At("2026-03-09T00:00:00Z"));
+  ASSERT_EQ(Trace(effects), (V{"sent:sms"}));
+  EXPECT_EQ(effects[0].at, At("2026-03-08T07:00:00Z"));
 }
 
 }  // namespace

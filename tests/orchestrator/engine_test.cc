@@ -152,50 +152,6 @@ TEST(EngineSettingsTest, TimezoneFromTheEntryEvent) {
   EXPECT_EQ(h.state.NextWake(), At("2026-11-23T00:00:00Z"));  // 09:00 in Tokyo
 }
 
-TEST(EngineSettingsTest, QuietHoursHoldEmailUntilWindowEndsThenSend) {
-  Harness h(R"(journey j {
-    enter when event "signup"
-    timezone customer.timezone or "UTC"
-    quiet_hours 21:00 to 08:00
-    step a { send email "welcome" as w  send sms "hi" then b }
-    step b { exit }
-  })",
-            Profile("c", {{"timezone", "Europe/Prague"}}));
-  // 22:30 in Prague.
-  auto effects = h.Event("signup", At("2026-11-22T21:30:00Z"));
-  EXPECT_EQ(Trace(effects), (V{"entered", "step:a", "held:email"}));
-  EXPECT_EQ(effects.back().until, At("2026-11-23T07:00:00Z"));
-  EXPECT_EQ(h.active()->wait, WaitKind::kQuietHours);
-  EXPECT_TRUE(h.Timer(At("2026-11-23T06:59:59Z")).empty());
-  EXPECT_EQ(Trace(h.Timer(At("2026-11-23T07:00:00Z"))),
-            (V{"sent:email", "sent:sms", "step:b", "exited:completed"}));
-  EXPECT_EQ(h.state.instances[0].handles.count("w"), 1u);
-}
-
-TEST(EngineSettingsTest, QuietHoursDoNotHoldAlerts) {
-  Harness h(R"(journey j {
-    enter when event "signup"
-    quiet_hours 21:00 to 08:00
-    step a { alert rep "rep_anna" "hot_lead" exit }
-  })",
-            Profile("c"));
-  EXPECT_EQ(Trace(h.Event("signup", At("2026-11-22T23:00:00Z"))),
-            (V{"entered", "step:a", "alert:rep_anna", "exited:completed"}));
-}
-
-TEST(EngineSettingsTest, HeldSendRechecksConsentOnWake) {
-  Harness h(R"(journey j {
-    enter when event "signup"
-    quiet_hours 21:00 to 08:00
-    step a { send email "welcome" exit }
-  })",
-            Profile("c"));
-  h.Event("signup", At("2026-11-22T23:00:00Z"));
-  h.profile["consent"]["email"] = false;  // unsubscribed during the night
-  EXPECT_EQ(Trace(h.Timer(At("2026-11-23T08:00:00Z"))),
-            (V{"skipped:no_consent", "exited:completed"}));
-}
-
 TEST(EngineSettingsTest, FrequencyCapSkipsAndMovesOn) {
   Harness h(R"(journey j {
     enter when event "signup"
@@ -329,9 +285,10 @@ TEST(EngineSettingsTest, GoalWithWindowCountsAfterExit) {
   EXPECT_EQ(Trace(h.Event("test_drive_done", kT0 + std::chrono::days{2})), (V{"goal:drive"}));
 }
 
-TEST(EngineSettingsTest, GoalWithoutWindowCountsOnlyWhileInJourney) {
+TEST(EngineSettingsTest, GoalWithoutWindowCountsAfterExitUntilTheNextEntry) {
   Harness h(R"(journey j {
     enter when event "signup"
+    re_enter always
     goal "bought" when event "purchase"
     step a { wait 1d then b }
     step b { exit }
@@ -339,7 +296,17 @@ TEST(EngineSettingsTest, GoalWithoutWindowCountsOnlyWhileInJourney) {
             Profile("c"));
   h.Event("signup", kT0);
   h.RunUntil(kT0 + std::chrono::days{2});
-  EXPECT_TRUE(h.Event("purchase", kT0 + std::chrono::days{2}).empty());
+  ASSERT_EQ(h.active(), nullptr);
+  auto effects = h.Event("purchase", kT0 + std::chrono::days{60});  // long after she left
+  ASSERT_EQ(Trace(effects), (V{"goal:bought"}));
+  EXPECT_EQ(effects[0].entry, 1);
+  EXPECT_TRUE(h.Event("purchase", kT0 + std::chrono::days{61}).empty());  // once per entry
+  // A new entry starts a new attribution: the old entry no longer counts.
+  h.Event("signup", kT0 + std::chrono::days{62});
+  h.RunUntil(kT0 + std::chrono::days{64});
+  effects = h.Event("purchase", kT0 + std::chrono::days{70});
+  ASSERT_EQ(Trace(effects), (V{"goal:bought"}));
+  EXPECT_EQ(effects[0].entry, 2);
 }
 
 TEST(EngineSettingsTest, ExitedCustomerMayReEnterOnTheSameEvent) {

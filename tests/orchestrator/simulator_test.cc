@@ -151,7 +151,8 @@ TEST_F(SimulatorTest, TestDriveJourneyEndToEnd) {
             R"({"at":"2026-11-22T10:00:00Z","customer":"c-1","journey":"test_drive_followup",)"
             R"("kind":"sent","channel":"email","template":"test_drive_confirmation",)"
             R"("to":"c-1@example.com","handle":"offer",)"
-            R"("subject":"Your test drive is booked, Ann"})");
+            R"("subject":"Your test drive is booked, Ann","message":")" +
+                MessageId("test_drive_followup", 2, "c-1", 1, "confirm", 1) + R"("})");
   // Sunday noon in Prague: the SMS waits for Monday 10:00 CET, and carries no subject.
   const ordered_json* sms = Find(sim, "c-1", "sent", 1);
   ASSERT_NE(sms, nullptr);
@@ -229,8 +230,66 @@ TEST_F(SimulatorTest, QuietHoursHoldRecordsUntil) {
   EXPECT_EQ(held->dump(),
             R"({"at":"2026-11-22T21:30:00Z","customer":"c-1","journey":"test_drive_followup",)"
             R"("kind":"held","channel":"email","template":"test_drive_confirmation",)"
-            R"("until":"2026-11-23T07:00:00Z"})");
-  EXPECT_EQ((*Find(sim, "c-1", "sent"))["at"], "2026-11-23T07:00:00Z");
+            R"("until":"2026-11-23T07:00:00Z","message":")" +
+                MessageId("test_drive_followup", 2, "c-1", 1, "confirm", 1) + R"("})");
+  // The customer moves on at once; the email goes out, with its subject, when the hold ends.
+  EXPECT_EQ((*Find(sim, "c-1", "step", 1))["at"], "2026-11-22T21:30:00Z");
+  const ordered_json* sent = Find(sim, "c-1", "sent");
+  ASSERT_NE(sent, nullptr);
+  EXPECT_EQ((*sent)["at"], "2026-11-23T07:00:00Z");
+  EXPECT_EQ((*sent)["subject"], "Your test drive is booked, Ann");
+  EXPECT_EQ((*sent)["handle"], "offer");
+  EXPECT_EQ((*sent)["message"], (*held)["message"]);
+}
+
+TEST_F(SimulatorTest, ExitEventCancelsAHeldMessage) {
+  dsl::Program p = CompileJourney(kTestDrive);
+  Simulation sim =
+      Run({&p}, {Customer("c-1")},
+          {Ev("c-1", "form_submitted", "2026-11-22T21:30:00Z", {{"form", "test_drive"}}),
+           Ev("c-1", "purchase", "2026-11-22T23:00:00Z")});
+  EXPECT_EQ(Kinds(sim, "c-1"),
+            (V{"entered", "step:confirm", "assigned", "held", "step:wait_for_open",
+               "exited:event:purchase", "skipped:exited"}));
+  EXPECT_EQ((*Find(sim, "c-1", "skipped"))["reason"], "exited");
+  EXPECT_EQ(sim.records.back()["sent"]["email"], 0);
+}
+
+TEST_F(SimulatorTest, RepeatedEventIdIsAcceptedWithoutEffect) {
+  dsl::Program p = CompileJourney(R"(journey j {
+    enter when event "signup"
+    re_enter always
+    step a { set customer.visits = customer.visits + 1  exit }
+  })");
+  json first = Ev("c-1", "signup", "2026-11-22T10:00:00Z");
+  first["id"] = "evt-1";
+  json again = Ev("c-1", "signup", "2026-11-22T11:00:00Z");
+  again["id"] = "evt-1";
+  json other = Ev("c-1", "signup", "2026-11-22T12:00:00Z");
+  other["id"] = "evt-2";
+  Simulation sim = Run({&p}, {Customer("c-1")}, {first, again, other});
+  EXPECT_EQ(sim.records.back()["entered"], 2);
+  EXPECT_EQ((*Find(sim, "c-1", "entered", 1))["at"], "2026-11-22T12:00:00Z");
+}
+
+TEST_F(SimulatorTest, HandleNameAsMessageResolvesToLatestMessage) {
+  dsl::Program p = CompileJourney(kTestDrive);
+  Simulation sim =
+      Run({&p}, {Customer("c-1")},
+          {Ev("c-1", "form_submitted", "2026-11-22T21:30:00Z", {{"form", "test_drive"}}),
+           Ev("c-1", "email_opened", "2026-11-23T07:30:00Z", {{"message", "offer"}})});
+  const ordered_json* hot = Find(sim, "c-1", "step", 2);
+  ASSERT_NE(hot, nullptr);
+  EXPECT_EQ((*hot)["step"], "hot_lead");
+  EXPECT_EQ((*hot)["at"], "2026-11-23T07:30:00Z");
+  // A top-level "message" is read too; a real message id is kept as it is.
+  const std::string id = MessageId("test_drive_followup", 2, "c-2", 1, "confirm", 1);
+  json opened = Ev("c-2", "email_opened", "2026-11-22T11:00:00Z");
+  opened["message"] = id;
+  sim =
+      Run({&p}, {Customer("c-2")},
+          {Ev("c-2", "form_submitted", "2026-11-22T10:00:00Z", {{"form", "test_drive"}}), opened});
+  EXPECT_EQ((*Find(sim, "c-2", "step", 2))["step"], "hot_lead");
 }
 
 TEST_F(SimulatorTest, UntilStopsTheClock) {
@@ -292,6 +351,25 @@ TEST_F(SimulatorTest, FrequencyCapCountsAcrossTwoJourneys) {
   EXPECT_EQ(summary["steps"].dump(), R"({"news.a":1,"promo.a":1})");
   EXPECT_EQ(summary["sent"].dump(), R"({"email":1,"sms":1})");
   EXPECT_EQ((*Find(sim, "c-1", "sent"))["subject"], nullptr);  // no template file: null subject
+}
+
+TEST_F(SimulatorTest, FrequencyCapCountsAnotherJourneysHeldMessage) {
+  dsl::Program news = CompileJourney(R"(journey news {
+    enter when event "signup"
+    quiet_hours 21:00 to 08:00
+    step a { send email "newsletter" exit }
+  })");
+  dsl::Program promo = CompileJourney(R"(journey promo {
+    enter when event "signup"
+    frequency_cap email 1 per 1d
+    step a { send email "promo" exit }
+  })");
+  // 22:30 UTC (the default zone): news holds its email; promo may not squeeze another one in.
+  Simulation sim =
+      Run({&news, &promo}, {Customer("c-1")}, {Ev("c-1", "signup", "2026-11-22T22:30:00Z")});
+  EXPECT_EQ((*Find(sim, "c-1", "skipped"))["reason"], "frequency_cap");
+  EXPECT_EQ((*Find(sim, "c-1", "sent"))["at"], "2026-11-23T08:00:00Z");
+  EXPECT_EQ(sim.records.back()["sent"]["email"], 1);
 }
 
 TEST_F(SimulatorTest, ProfileRuleEntersAtStartAndAfterSet) {
