@@ -64,8 +64,8 @@ int Check(const Options& opts) {
   if (files.empty()) {
     files = orch::ListJourneyFiles(config->Resolve(config->paths.journeys));
     if (files.empty()) {
-      std::cerr << "itinera: no journeys to check in "
-                << config->Resolve(config->paths.journeys) << "/\n";
+      std::cerr << "itinera: no journeys to check in " << config->Resolve(config->paths.journeys)
+                << "/\n";
       return 1;
     }
   }
@@ -113,8 +113,8 @@ int Graph(const Options& opts) {
       orch::LoadJourney(opts.positional[0], orch::MakeCheckEnvironment(*config, templates));
   PrintDiagnostics(j);
   if (!j.result.program) return 1;
-  std::cout << dsl::DrawGraph(*j.result.program,
-                              format == "dot" ? dsl::GraphFormat::kDot : dsl::GraphFormat::kMermaid);
+  std::cout << dsl::DrawGraph(
+      *j.result.program, format == "dot" ? dsl::GraphFormat::kDot : dsl::GraphFormat::kMermaid);
   return 0;
 }
 

@@ -5,9 +5,8 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "orchestrator/catalog.h"
 #include "orchestrator/simulator.h"
@@ -22,8 +21,7 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 // Reads JSON Lines; blank lines are skipped. Errors name the file and line.
-Result<std::vector<json>> ReadJsonLines(const std::string& path,
-                                        Status (*validate)(const json&)) {
+Result<std::vector<json>> ReadJsonLines(const std::string& path, Status (*validate)(const json&)) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error{"input", path + ": cannot read this file"};
   std::vector<json> out;
@@ -34,8 +32,8 @@ Result<std::vector<json>> ReadJsonLines(const std::string& path,
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = path + ":" + std::to_string(line_no) + ": ";
     if (JsonTooDeep(line)) {
-      return Error{"input", where + "this line nests deeper than " +
-                                std::to_string(kMaxJsonDepth) + " levels"};
+      return Error{"input", where + "this line nests deeper than " + std::to_string(kMaxJsonDepth) +
+                                " levels"};
     }
     json value = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) return Error{"input", where + "this line is not valid JSON"};
@@ -146,6 +144,7 @@ void PrintText(const std::vector<ordered_json>& records, std::ostream& out) {
     if (!by_customer.count(c)) order.push_back(c);
     by_customer[c].push_back(&r);
   }
+  if (!order.empty()) out << "Timeline per customer (times in UTC)\n\n";
   for (const std::string& c : order) {
     out << "customer " << c << "\n";
     for (const ordered_json* r : by_customer[c])

@@ -9,12 +9,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace itinera::dsl {
 
@@ -28,9 +27,22 @@ struct SourcePos {
 // ---- Expressions --------------------------------------------------------------------------
 
 enum class Op {
-  kOr, kAnd, kNot, kNeg,
-  kEq, kNe, kLt, kLe, kGt, kGe, kIn, kContains,
-  kAdd, kSub, kMul, kDiv,
+  kOr,
+  kAnd,
+  kNot,
+  kNeg,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kIn,
+  kContains,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
 };
 
 struct Expr;
@@ -89,8 +101,8 @@ struct ReEnterSetting {
   SourcePos pos;
 };
 struct TimezoneSetting {
-  ExprPtr path;                         // a kPath, e.g. customer.timezone; null: fixed zone
-  std::optional<Name> fallback;         // "Europe/Prague"
+  ExprPtr path;                  // a kPath, e.g. customer.timezone; null: fixed zone
+  std::optional<Name> fallback;  // "Europe/Prague"
   SourcePos pos;
 };
 struct QuietHoursSetting {
@@ -118,9 +130,9 @@ struct GoalSetting {
   SourcePos pos;
 };
 
-using Setting = std::variant<VersionSetting, EnterSetting, ReEnterSetting, TimezoneSetting,
-                             QuietHoursSetting, FrequencyCapSetting, HoldoutSetting, ExitSetting,
-                             GoalSetting>;
+using Setting =
+    std::variant<VersionSetting, EnterSetting, ReEnterSetting, TimezoneSetting, QuietHoursSetting,
+                 FrequencyCapSetting, HoldoutSetting, ExitSetting, GoalSetting>;
 
 // ---- Actions ------------------------------------------------------------------------------
 
@@ -144,7 +156,7 @@ struct AssignAction {  // assign owner from team "<team>" by ...
   ExprPtr territory;  // for kTerritory
   SourcePos pos;
 };
-struct SetAction {  // set customer.<attr>... = <expr>
+struct SetAction {                     // set customer.<attr>... = <expr>
   std::vector<std::string> attribute;  // the path after `customer.`
   SourcePos attribute_pos;
   ExprPtr value;
@@ -188,7 +200,7 @@ struct IfTransition {
     ExprPtr condition;
     StepRef target;
   };
-  std::vector<Branch> branches;     // `if` and each `else if`
+  std::vector<Branch> branches;      // `if` and each `else if`
   std::optional<StepRef> otherwise;  // `else`; required, the checker reports its absence
   SourcePos pos;
 };
@@ -204,13 +216,13 @@ struct SplitTransition {
 struct WaitForTransition {  // wait up to <dur> for event ... when received ... when timed_out ...
   int64_t timeout_seconds = 0;
   EventMatcher event;
-  std::optional<StepRef> received;   // both required; the checker reports a missing one
+  std::optional<StepRef> received;  // both required; the checker reports a missing one
   std::optional<StepRef> timed_out;
   SourcePos pos;
 };
 
-using Transition = std::variant<ThenTransition, ExitTransition, IfTransition, SplitTransition,
-                                WaitForTransition>;
+using Transition =
+    std::variant<ThenTransition, ExitTransition, IfTransition, SplitTransition, WaitForTransition>;
 
 struct Step {
   Name id;

@@ -44,8 +44,7 @@ struct CompileResult {
 };
 
 // Checks an already parsed journey. `source` is the file text (for the fingerprint).
-CompileResult Compile(const Journey& journey, std::string_view source,
-                      const CheckEnvironment& env);
+CompileResult Compile(const Journey& journey, std::string_view source, const CheckEnvironment& env);
 
 // Parse + Compile. Syntax errors are reported; the checks run on whatever parsed.
 CompileResult CompileText(std::string_view source, const std::string& file,

@@ -63,7 +63,6 @@ int LevelOf(const Expr& e) {
   return kLevelAtom;
 }
 
-
 // A string as the journey language writes it.
 std::string Quote(const std::string& s) {
   std::string out = "\"";

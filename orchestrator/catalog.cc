@@ -1,12 +1,12 @@
 #include "orchestrator/catalog.h"
 
+#include <date/tz.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <date/tz.h>
 
 namespace itinera::orch {
 

@@ -20,8 +20,8 @@ dsl::CheckEnvironment MakeCheckEnvironment(const Config& config, TemplateSet& te
 
 struct LoadedJourney {
   std::string file;
-  std::string source;          // the file's text
-  dsl::CompileResult result;   // diagnostics, and the program when there are no errors
+  std::string source;         // the file's text
+  dsl::CompileResult result;  // diagnostics, and the program when there are no errors
 };
 
 // Reads and compiles one file. An unreadable file is reported as a diagnostic, not an Error.

@@ -1,5 +1,7 @@
 #include "orchestrator/config.h"
 
+#include <toml++/toml.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -7,8 +9,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-
-#include <toml++/toml.h>
 
 #include "dsl/diagnostic.h"
 
@@ -54,8 +54,7 @@ class TableReader {
     for (const auto& [key, node] : table_) {
       std::string k(key.str());
       if (known_.count(k)) continue;
-      Fail(node, k.c_str(),
-           dsl::WithSuggestion("is not a known key", k, known));
+      Fail(node, k.c_str(), dsl::WithSuggestion("is not a known key", k, known));
     }
   }
 
@@ -77,8 +76,7 @@ class TableReader {
   void Fail(const toml::node& n, const std::string& key, const std::string& what) {
     if (error_) return;
     std::ostringstream msg;
-    msg << source_ << ":" << n.source().begin.line << ": " << Where() << " " << key << " "
-        << what;
+    msg << source_ << ":" << n.source().begin.line << ": " << Where() << " " << key << " " << what;
     error_ = Error{"config", msg.str()};
   }
 
@@ -227,8 +225,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
          r.RejectUnknown();
          return r.error();
        }},
-      {"teams",
-       [&](const toml::table& t) { return ReadTeams(t, source_name, config.directory); }},
+      {"teams", [&](const toml::table& t) { return ReadTeams(t, source_name, config.directory); }},
       {"webhooks",
        [&](const toml::table& t) { return ReadWebhooks(t, source_name, config.directory); }},
   };
@@ -240,8 +237,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
     auto it = sections.find(name);
     std::string line = std::to_string(node.source().begin.line);
     if (it == sections.end()) {
-      return Error{"config", source_name + ":" + line + ": " +
-                                 dsl::WithSuggestion("unknown section [" + name + "]", name, names)};
+      return Error{"config",
+                   source_name + ":" + line + ": " +
+                       dsl::WithSuggestion("unknown section [" + name + "]", name, names)};
     }
     const toml::table* t = node.as_table();
     if (!t) return Error{"config", source_name + ":" + line + ": " + name + " must be a table"};
@@ -263,8 +261,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
       auto [it, fresh] = rep_team.emplace(rep.id, team);
       if (!fresh) {
         return Error{"config", source_name + ": rep id " + rep.id + " appears twice (in team " +
-                                   it->second + " and in team " + team +
-                                   "): give each rep one id"};
+                                   it->second + " and in team " + team + "): give each rep one id"};
       }
       if (rep.alert_via == "webhook" && !config.directory.webhooks.count(rep.webhook)) {
         return Error{"config", source_name + ": rep " + rep.id +

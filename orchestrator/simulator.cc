@@ -348,8 +348,8 @@ ordered_json Simulator::Record(const Effect& e) {
 // Appends to a JSON object whose keys are known to be unique, skipping ordered_json's linear
 // key search, which would make a summary of a journey with many steps quadratic.
 void AppendUnique(ordered_json& object, std::string key, ordered_json value) {
-  auto& pairs = static_cast<ordered_json::object_t::Container&>(
-      object.get_ref<ordered_json::object_t&>());
+  auto& pairs =
+      static_cast<ordered_json::object_t::Container&>(object.get_ref<ordered_json::object_t&>());
   pairs.emplace_back(std::move(key), std::move(value));
 }
 
@@ -363,8 +363,7 @@ ordered_json Simulator::Summary() const {
     }
     for (const auto& goal : p->goals) {
       auto it = goal_counts_.find(Qualified(*p, goal.name.text));
-      AppendUnique(goals, Qualified(*p, goal.name.text),
-                   it == goal_counts_.end() ? 0 : it->second);
+      AppendUnique(goals, Qualified(*p, goal.name.text), it == goal_counts_.end() ? 0 : it->second);
     }
   }
   ordered_json s;

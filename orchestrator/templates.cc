@@ -1,9 +1,8 @@
 #include "orchestrator/templates.h"
 
 #include <fstream>
-#include <sstream>
-
 #include <kainjow/mustache.hpp>
+#include <sstream>
 
 namespace itinera::orch {
 
@@ -32,8 +31,9 @@ bool SplitFrontMatter(const std::string& text, std::map<std::string, std::string
   std::istringstream in(text);
   std::string line;
   if (!std::getline(in, line) || Trim(line) != "---") {
-    problem = "an email template must start with front matter: a line \"---\", "
-              "\"subject: ...\", and another \"---\"";
+    problem =
+        "an email template must start with front matter: a line \"---\", "
+        "\"subject: ...\", and another \"---\"";
     return false;
   }
   int line_no = 1;

@@ -5,6 +5,8 @@ ITINERA_PACKAGES=(
   g++ cmake ninja-build pkg-config tzdata
   tao-pegtl-dev nlohmann-json3-dev libhowardhinnant-date-dev libtomlplusplus-dev
   libkainjow-mustache-dev libgtest-dev
+  libsqlite3-dev libcurl4-openssl-dev libssl-dev
+  python3 python3-aiosmtpd
 )
 
 itinera_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }

@@ -47,8 +47,9 @@ alert_via = "email"
   }
 }
 )");
-    Write("customers.jsonl",
-          R"({"id": "c-1", "email": "one@example.com", "phone": "+420600000011", "attributes": {"first_name": "One"}, "consent": {"email": true, "sms": true}}
+    Write(
+        "customers.jsonl",
+        R"({"id": "c-1", "email": "one@example.com", "phone": "+420600000011", "attributes": {"first_name": "One"}, "consent": {"email": true, "sms": true}}
 {"id": "c-2", "email": "two@example.com", "phone": "+420600000012", "attributes": {"first_name": "Two"}, "consent": {"email": true, "sms": true}}
 )");
     Write("events.jsonl",
@@ -84,8 +85,7 @@ TEST(CliTest, UnknownCommandSuggestsTheClosestOne) {
 TEST(CliTest, UnknownOptionSuggestsTheClosestOne) {
   RunResult r = RunItinera("simulate x.journey --customer c.jsonl");
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("unknown option --customer; did you mean \"customers\"?"),
-            std::string::npos)
+  EXPECT_NE(r.err.find("unknown option --customer; did you mean \"customers\"?"), std::string::npos)
       << r.err;
 }
 
@@ -258,23 +258,23 @@ TEST(CliTest, SimulateUntilCutsTheRunShort) {
 
 TEST(CliTest, SimulateReportsBadInputByLine) {
   Workspace w;
-  w.Write("broken.jsonl", "{\"customer_id\": \"c-1\", \"type\": \"signed_up\", \"timestamp\": "
-                          "\"2026-11-02T09:00:00Z\"}\n{not json\n");
+  w.Write("broken.jsonl",
+          "{\"customer_id\": \"c-1\", \"type\": \"signed_up\", \"timestamp\": "
+          "\"2026-11-02T09:00:00Z\"}\n{not json\n");
   w.Write("notime.jsonl", "{\"customer_id\": \"c-1\", \"type\": \"signed_up\"}\n");
   RunResult broken = RunItinera(
-      "simulate journeys/hello.journey --customers customers.jsonl --events broken.jsonl",
-      w.dir());
+      "simulate journeys/hello.journey --customers customers.jsonl --events broken.jsonl", w.dir());
   EXPECT_EQ(broken.status, 1);
   EXPECT_EQ(broken.err, "broken.jsonl:2: this line is not valid JSON\n");
   RunResult notime = RunItinera(
-      "simulate journeys/hello.journey --customers customers.jsonl --events notime.jsonl",
-      w.dir());
+      "simulate journeys/hello.journey --customers customers.jsonl --events notime.jsonl", w.dir());
   EXPECT_EQ(notime.status, 1);
   EXPECT_NE(notime.err.find("notime.jsonl:1: an event needs a \"timestamp\""), std::string::npos)
       << notime.err;
-  std::string deep = "{\"customer_id\": \"c-1\", \"type\": \"x\", \"timestamp\": "
-                     "\"2026-11-02T09:00:00Z\", \"properties\": {\"p\": " +
-                     std::string(100000, '[') + std::string(100000, ']') + "}}\n";
+  std::string deep =
+      "{\"customer_id\": \"c-1\", \"type\": \"x\", \"timestamp\": "
+      "\"2026-11-02T09:00:00Z\", \"properties\": {\"p\": " +
+      std::string(100000, '[') + std::string(100000, ']') + "}}\n";
   w.Write("deep.jsonl", deep);
   RunResult too_deep = RunItinera(
       "simulate journeys/hello.journey --customers customers.jsonl --events deep.jsonl", w.dir());

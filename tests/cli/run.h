@@ -34,9 +34,9 @@ inline void WriteFile(const std::filesystem::path& path, const std::string& text
 // Runs `itinera <args>` in `cwd` (default: the source tree). `args` is shell text.
 inline RunResult RunItinera(const std::string& args, const std::string& cwd = ITINERA_SOURCE_DIR) {
   static int counter = 0;
-  std::filesystem::path tmp = std::filesystem::temp_directory_path() /
-                              ("itinera-cli-" + std::to_string(getpid()) + "-" +
-                               std::to_string(counter++));
+  std::filesystem::path tmp =
+      std::filesystem::temp_directory_path() /
+      ("itinera-cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
   std::string command = "cd '" + cwd + "' && '" + std::string(ITINERA_BINARY) + "' " + args +
                         " >'" + tmp.string() + ".out' 2>'" + tmp.string() + ".err'";
   RunResult r;

@@ -289,7 +289,8 @@ TEST(ParserErrorsTest, LongOperatorChainIsAnErrorNotACrash) {
             "expression is too long: split it into simpler conditions or steps");
   std::string ok = "1";
   for (int i = 0; i < 100; ++i) ok += " + 1";
-  EXPECT_TRUE(Parse(InStep("set customer.x = " + ok + "\n    exit"), "t.journey").diagnostics.empty());
+  EXPECT_TRUE(
+      Parse(InStep("set customer.x = " + ok + "\n    exit"), "t.journey").diagnostics.empty());
 }
 
 TEST(ParserErrorsTest, ModestNestingIsFine) {

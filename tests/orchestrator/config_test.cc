@@ -1,8 +1,8 @@
 #include "orchestrator/config.h"
 
-#include <cstdlib>
-
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 
 namespace itinera::orch {
 namespace {
@@ -73,8 +73,7 @@ TEST(ConfigTest, UnknownKeyIsAnErrorWithSuggestion) {
 TEST(ConfigTest, UnknownSectionIsAnError) {
   auto c = ParseConfig("[emial]\nfrom = \"x\"\n", "itinera.toml", ".");
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.error().message,
-            "itinera.toml:1: unknown section [emial]; did you mean \"email\"?");
+  EXPECT_EQ(c.error().message, "itinera.toml:1: unknown section [emial]; did you mean \"email\"?");
 }
 
 TEST(ConfigTest, WrongTypeIsAnError) {
@@ -104,8 +103,8 @@ TEST(ConfigTest, DuplicateRepIdIsAnError) {
 }
 
 TEST(ConfigTest, RelativePathsResolveAgainstTheConfigFolder) {
-  auto c = ParseConfig("[paths]\ntemplates = \"tpl\"\n", "/etc/itinera/itinera.toml",
-                       "/etc/itinera");
+  auto c =
+      ParseConfig("[paths]\ntemplates = \"tpl\"\n", "/etc/itinera/itinera.toml", "/etc/itinera");
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->Resolve(c->paths.templates), "/etc/itinera/tpl");
   EXPECT_EQ(c->Resolve("/abs/x"), "/abs/x");

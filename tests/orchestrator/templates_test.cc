@@ -1,9 +1,9 @@
 #include "orchestrator/templates.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace itinera::orch {
 namespace {
@@ -13,9 +13,10 @@ namespace fs = std::filesystem;
 class TemplatesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("itinera-templates-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-            "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ =
+        fs::temp_directory_path() /
+        ("itinera-templates-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+         "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -42,14 +43,15 @@ TEST_F(TemplatesTest, RendersEmailWithSubjectAndEscapedHtml) {
 TEST_F(TemplatesTest, SmsIsNotHtmlEscaped) {
   Write("nudge.sms.mustache", "Hi {{customer.first_name}} & co, {{entry.count}} items");
   TemplateSet t(dir_.string());
-  auto r = t.Render("sms", "nudge", {{"customer", {{"first_name", "A<b>"}}},
-                                     {"entry", {{"count", 3}}}});
+  auto r =
+      t.Render("sms", "nudge", {{"customer", {{"first_name", "A<b>"}}}, {"entry", {{"count", 3}}}});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, "Hi A<b> & co, 3 items");
 }
 
 TEST_F(TemplatesTest, SectionsOverListsAndMissingValues) {
-  Write("cart.sms.mustache", "{{#entry.items}}[{{name}}]{{/entry.items}}{{^customer.phone}}no phone{{/customer.phone}}");
+  Write("cart.sms.mustache",
+        "{{#entry.items}}[{{name}}]{{/entry.items}}{{^customer.phone}}no phone{{/customer.phone}}");
   TemplateSet t(dir_.string());
   auto r = t.Render("sms", "cart",
                     {{"customer", {{"phone", nullptr}}},
@@ -71,7 +73,8 @@ TEST_F(TemplatesTest, MissingTemplateIsAProblem) {
   TemplateSet t(dir_.string());
   auto p = t.Problem("email", "nope");
   ASSERT_TRUE(p);
-  EXPECT_EQ(*p, "no email template \"nope\": expected the file " + (dir_ / "nope.email.mustache").string());
+  EXPECT_EQ(*p, "no email template \"nope\": expected the file " +
+                    (dir_ / "nope.email.mustache").string());
   EXPECT_FALSE(t.Render("email", "nope", {}).ok());
 }
 

@@ -1,8 +1,8 @@
 #include "util/json_limits.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace itinera {
 namespace {

@@ -1,0 +1,463 @@
+#include "connectors/mime.h"
+
+#include <cctype>
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <string_view>
+
+#include "connectors/html_text.h"
+
+namespace itinera::connectors {
+namespace {
+
+constexpr char kHex[] = "0123456789ABCDEF";
+constexpr size_t kFoldAt = 78;
+constexpr size_t kMaxLine = 998;
+
+bool HasLineBreak(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+bool IsAscii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c >= 0x80) return false;
+  }
+  return true;
+}
+
+size_t NonAsciiBytes(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += c >= 0x80;
+  return n;
+}
+
+std::string Lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+Error Injection(std::string_view field) {
+  return Error{"header_injection", std::string(field) + " contains CR, LF or NUL; not sent"};
+}
+
+// Length in bytes of the UTF-8 character starting with `lead` (1 for stray bytes).
+size_t Utf8Length(unsigned char lead) {
+  if (lead >= 0xF0 && lead < 0xF8) return 4;
+  if (lead >= 0xE0) return lead < 0xF0 ? 3 : 1;
+  if (lead >= 0xC0) return 2;
+  return 1;
+}
+
+// RFC 2047 section 5(3): the characters that may stand for themselves in a phrase.
+bool QSafe(unsigned char c) {
+  return std::isalnum(c) || c == '!' || c == '*' || c == '+' || c == '-' || c == '/';
+}
+
+std::string QEncodeChar(std::string_view ch) {
+  std::string out;
+  for (unsigned char c : ch) {
+    if (c == ' ') {
+      out += '_';
+    } else if (QSafe(c)) {
+      out += static_cast<char>(c);
+    } else {
+      out += '=';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string Base64(std::string_view data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    uint32_t v = (static_cast<unsigned char>(data[i]) << 16) |
+                 (static_cast<unsigned char>(data[i + 1]) << 8) |
+                 static_cast<unsigned char>(data[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < data.size()) {
+    uint32_t v = static_cast<unsigned char>(data[i]) << 16;
+    if (i + 1 < data.size()) v |= static_cast<unsigned char>(data[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < data.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// "Name: value" folded before whitespace so lines stay under 78 characters where possible.
+Result<std::string> FoldHeader(std::string_view name, std::string_view value) {
+  std::string line = std::string(name) + ": ";
+  size_t protect = line.size();  // never fold right after the colon
+  line += value;
+  std::string out;
+  size_t start = 0;
+  while (line.size() - start > kFoldAt) {
+    size_t limit = start + kFoldAt;
+    size_t fold = std::string::npos;
+    for (size_t i = limit; i > start; --i) {
+      if ((line[i] == ' ' || line[i] == '\t') && i > protect) {
+        fold = i;
+        break;
+      }
+    }
+    if (fold == std::string::npos) {  // no room: take the next whitespace after the limit
+      for (size_t i = limit; i < line.size(); ++i) {
+        if ((line[i] == ' ' || line[i] == '\t') && i > protect) {
+          fold = i;
+          break;
+        }
+      }
+    }
+    if (fold == std::string::npos) break;
+    out.append(line, start, fold - start);
+    out += "\r\n";
+    start = fold;
+    protect = 0;
+  }
+  out.append(line, start, std::string::npos);
+  size_t pos = 0;
+  while (pos <= out.size()) {
+    size_t end = out.find("\r\n", pos);
+    if (end == std::string::npos) end = out.size();
+    if (end - pos > kMaxLine) {
+      return Error{"header_too_long", std::string(name) + " has a line over 998 characters"};
+    }
+    pos = end + 2;
+  }
+  out += "\r\n";
+  return out;
+}
+
+// An unstructured header value (Subject, extra headers): encoded words when needed.
+std::string UnstructuredValue(std::string_view name, std::string_view value) {
+  if (IsAscii(value) && value.find("=?") == std::string_view::npos) return std::string(value);
+  return EncodeWords(value, kFoldAt - name.size() - 2);
+}
+
+bool IsAtext(unsigned char c) {
+  return std::isalnum(c) || std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) !=
+                                std::string_view::npos;
+}
+
+std::string Trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return "";
+  size_t e = s.find_last_not_of(" \t");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+// "Name <addr>" for the header, with the name quoted or encoded as needed.
+std::string MailboxValue(std::string_view header, const Mailbox& box) {
+  if (box.display_name.empty()) return box.address;
+  std::string phrase;
+  if (!IsAscii(box.display_name) || box.display_name.find("=?") != std::string::npos) {
+    phrase = EncodeWords(box.display_name, kFoldAt - header.size() - 2);
+  } else {
+    bool plain = true;
+    for (unsigned char c : box.display_name) {
+      if (!IsAtext(c) && c != ' ') plain = false;
+    }
+    if (plain) {
+      phrase = box.display_name;
+    } else {
+      phrase = "\"";
+      for (char c : box.display_name) {
+        if (c == '"' || c == '\\') phrase += '\\';
+        phrase += c;
+      }
+      phrase += '"';
+    }
+  }
+  return phrase + " <" + box.address + ">";
+}
+
+std::string DomainOf(std::string_view address) {
+  size_t at = address.rfind('@');
+  if (at == std::string_view::npos || at + 1 == address.size()) return "itinera.invalid";
+  return Lower(address.substr(at + 1));
+}
+
+// Text in canonical form (RFC 2049): every line break as CRLF.
+std::string CanonicalLineEnds(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' || text[i] == '\n') {
+      out += "\r\n";
+      if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// A body part's headers and encoded content.
+std::string Part(std::string_view subtype, std::string_view body) {
+  bool base64 = NonAsciiBytes(body) * 3 > body.size();
+  std::string out = "Content-Type: text/";
+  out += subtype;
+  out += "; charset=utf-8\r\nContent-Transfer-Encoding: ";
+  out += base64 ? "base64" : "quoted-printable";
+  out += "\r\n\r\n";
+  out += base64 ? EncodeBase64Lines(CanonicalLineEnds(body)) : EncodeQuotedPrintable(body) + "\r\n";
+  return out;
+}
+
+// Deterministic boundary. "=_" cannot occur in quoted-printable or base64 output.
+std::string Boundary(std::string_view id) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : id) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  std::string out = "=_itinera_";
+  for (int i = 60; i >= 0; i -= 4) out += kHex[(h >> i) & 15];
+  return out;
+}
+
+bool IsReserved(std::string_view lower_name) {
+  static constexpr std::string_view kReserved[] = {"from",
+                                                   "to",
+                                                   "cc",
+                                                   "bcc",
+                                                   "subject",
+                                                   "date",
+                                                   "message-id",
+                                                   "mime-version",
+                                                   "content-type",
+                                                   "content-transfer-encoding",
+                                                   "list-unsubscribe",
+                                                   "list-unsubscribe-post",
+                                                   "sender"};
+  for (auto r : kReserved) {
+    if (r == lower_name) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<Mailbox> ParseMailbox(std::string_view text) {
+  if (HasLineBreak(text)) return Injection("address");
+  Mailbox box;
+  std::string_view addr = text;
+  size_t lt = text.rfind('<');
+  if (lt != std::string_view::npos) {
+    size_t gt = text.find('>', lt);
+    if (gt == std::string_view::npos || Trim(text.substr(gt + 1)) != "") {
+      return Error{"invalid_address", "unbalanced <> in \"" + std::string(text) + "\""};
+    }
+    addr = text.substr(lt + 1, gt - lt - 1);
+    std::string name = Trim(text.substr(0, lt));
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+      std::string unquoted;
+      for (size_t i = 1; i + 1 < name.size(); ++i) {
+        if (name[i] == '\\' && i + 2 < name.size()) ++i;
+        unquoted += name[i];
+      }
+      name = unquoted;
+    }
+    box.display_name = name;
+  }
+  box.address = Trim(addr);
+  size_t at = box.address.rfind('@');
+  bool valid = at != std::string::npos && at > 0 && at + 1 < box.address.size();
+  for (unsigned char c : box.address) {
+    if (c <= ' ' || c >= 0x7F || c == '<' || c == '>' || c == '(' || c == ')' || c == ',' ||
+        c == ';' || c == '"' || c == '\\')
+      valid = false;
+  }
+  if (!valid) return Error{"invalid_address", "not an address: \"" + std::string(text) + "\""};
+  return box;
+}
+
+std::string MessageIdFor(std::string_view key, std::string_view from_address) {
+  std::string out = "<";
+  for (unsigned char c : key) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '+' || c == '=') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out + "@" + DomainOf(from_address) + ">";
+}
+
+std::string FormatMailDate(Time t) {
+  std::time_t secs = static_cast<std::time_t>(t.time_since_epoch().count());
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);  // "C" locale names
+  return buf;
+}
+
+std::string EncodeWords(std::string_view utf8, size_t first_budget) {
+  bool use_b = NonAsciiBytes(utf8) * 3 > utf8.size();
+  const std::string prefix = use_b ? "=?UTF-8?B?" : "=?UTF-8?Q?";
+  const size_t overhead = prefix.size() + 2;
+  size_t budget = std::min<size_t>(75, std::max(first_budget, overhead + 12));
+  std::string out;
+  std::string raw;      // bytes of the current word (B)
+  std::string encoded;  // payload of the current word (Q)
+  auto payload_size = [&](const std::string& r, const std::string& q) {
+    return use_b ? (r.size() + 2) / 3 * 4 : q.size();
+  };
+  auto flush = [&] {
+    if (raw.empty()) return;
+    if (!out.empty()) out += ' ';
+    out += prefix + (use_b ? Base64(raw) : encoded) + "?=";
+    raw.clear();
+    encoded.clear();
+    budget = 75;
+  };
+  for (size_t i = 0; i < utf8.size();) {
+    size_t len = std::min(Utf8Length(static_cast<unsigned char>(utf8[i])), utf8.size() - i);
+    std::string_view ch = utf8.substr(i, len);
+    i += len;
+    std::string next_raw = raw + std::string(ch);
+    std::string next_q = use_b ? "" : encoded + QEncodeChar(ch);
+    if (!raw.empty() && payload_size(next_raw, next_q) + overhead > budget) {
+      flush();
+      next_raw = std::string(ch);
+      next_q = use_b ? "" : QEncodeChar(ch);
+    }
+    raw = std::move(next_raw);
+    encoded = std::move(next_q);
+  }
+  flush();
+  return out;
+}
+
+std::string EncodeQuotedPrintable(std::string_view text) {
+  std::string out;
+  size_t pos = 0;
+  bool first = true;
+  while (pos <= text.size()) {
+    size_t end = text.find_first_of("\r\n", pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    if (!first) out += "\r\n";
+    first = false;
+    size_t width = 0;
+    for (size_t i = 0; i < line.size(); ++i) {
+      unsigned char c = line[i];
+      bool last = i + 1 == line.size();
+      std::string token;
+      if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last)) {
+        token = static_cast<char>(c);
+      } else {
+        token = {'=', kHex[c >> 4], kHex[c & 15]};
+      }
+      // A soft break ("=") must fit in 76; the very last token of a line may use column 76.
+      size_t limit = last ? 76 : 75;
+      if (width + token.size() > limit) {
+        out += "=\r\n";
+        width = 0;
+      }
+      out += token;
+      width += token.size();
+    }
+    if (end == text.size()) break;
+    pos = end + 1;
+    if (text[end] == '\r' && pos < text.size() && text[pos] == '\n') ++pos;
+  }
+  return out;
+}
+
+std::string EncodeBase64Lines(std::string_view data) {
+  std::string all = Base64(data);
+  std::string out;
+  for (size_t i = 0; i < all.size(); i += 76) {
+    out.append(all, i, 76);
+    out += "\r\n";
+  }
+  return out;
+}
+
+Result<std::string> BuildMime(const Message& m) {
+  if (m.id.empty()) return Error{"missing_id", "message has no idempotency key"};
+  if (HasLineBreak(m.id)) return Injection("id");
+  if (HasLineBreak(m.from)) return Injection("From");
+  if (HasLineBreak(m.to)) return Injection("To");
+  if (HasLineBreak(m.subject)) return Injection("Subject");
+  if (HasLineBreak(m.list_unsubscribe_url)) return Injection("List-Unsubscribe");
+  for (const auto& [name, value] : m.headers) {
+    if (HasLineBreak(name) || HasLineBreak(value)) return Injection("header " + name);
+  }
+  Result<Mailbox> from = ParseMailbox(m.from);
+  if (!from.ok()) return from.error();
+  Result<Mailbox> to = ParseMailbox(m.to);
+  if (!to.ok()) return to.error();
+
+  std::string out;
+  auto add = [&out](std::string_view name, std::string_view value) -> Status {
+    Result<std::string> line = FoldHeader(name, value);
+    if (!line.ok()) return line.error();
+    out += *line;
+    return Status::Ok();
+  };
+  std::string subject_value = UnstructuredValue("Subject", m.subject);
+  for (auto status :
+       {add("From", MailboxValue("From", *from)), add("To", MailboxValue("To", *to)),
+        add("Subject", subject_value), add("Date", FormatMailDate(m.date)),
+        add("Message-ID", MessageIdFor(m.id, from->address)), add("MIME-Version", "1.0")}) {
+    if (!status.ok()) return status.error();
+  }
+  if (!m.list_unsubscribe_url.empty()) {
+    if (!IsAscii(m.list_unsubscribe_url) ||
+        m.list_unsubscribe_url.find_first_of("<> ") != std::string::npos) {
+      return Error{"invalid_unsubscribe",
+                   "List-Unsubscribe URL must be ASCII without <> or spaces"};
+    }
+    if (Status s = add("List-Unsubscribe", "<" + m.list_unsubscribe_url + ">"); !s.ok()) {
+      return s.error();
+    }
+  }
+  if (m.list_unsubscribe_one_click) {
+    if (m.list_unsubscribe_url.rfind("https://", 0) != 0) {
+      return Error{"invalid_unsubscribe", "one-click unsubscribe needs an https:// URL (RFC 8058)"};
+    }
+    out += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
+  }
+  for (const auto& [name, value] : m.headers) {
+    bool valid_name = !name.empty();
+    for (unsigned char c : name) {
+      if (c < 33 || c > 126 || c == ':') valid_name = false;
+    }
+    if (!valid_name) return Error{"invalid_header", "bad header name \"" + name + "\""};
+    if (IsReserved(Lower(name))) {
+      return Error{"invalid_header", name + " is set by the MIME builder, not as an extra header"};
+    }
+    if (Status s = add(name, UnstructuredValue(name, value)); !s.ok()) return s.error();
+  }
+
+  std::string text = m.text_body;
+  if (text.empty() && !m.html_body.empty()) text = HtmlToText(m.html_body);
+  if (m.html_body.empty()) {
+    out += Part("plain", text);  // single part: its headers join the message's
+    return out;
+  }
+  std::string boundary = Boundary(m.id);
+  out += "Content-Type: multipart/alternative; boundary=\"" + boundary + "\"\r\n\r\n";
+  out += "--" + boundary + "\r\n" + Part("plain", text);
+  out += "--" + boundary + "\r\n" + Part("html", m.html_body);
+  out += "--" + boundary + "--\r\n";
+  return out;
+}
+
+}  // namespace itinera::connectors

@@ -1,0 +1,337 @@
+#include "orchestrator/memory_store.h"
+
+#include <algorithm>
+
+namespace itinera::orch {
+
+using nlohmann::json;
+
+namespace {
+
+Error NotFound(const std::string& what) { return Error{"not_found", what + " not found"}; }
+
+}  // namespace
+
+Result<std::optional<json>> MemoryStore::GetProfile(const std::string& customer) {
+  std::lock_guard lock(mu_);
+  auto it = profiles_.find(customer);
+  if (it == profiles_.end()) return std::optional<json>();
+  return std::optional<json>(it->second);
+}
+
+Result<ProfileChange> MemoryStore::UpsertProfile(const std::string& customer, const json& patch) {
+  if (customer.empty()) return Error{"invalid_argument", "empty customer id"};
+  if (!patch.is_object()) return Error{"invalid_argument", "a profile patch is a JSON object"};
+  std::lock_guard lock(mu_);
+  ProfileChange change;
+  auto it = profiles_.find(customer);
+  if (it != profiles_.end()) change.before = it->second;
+  change.after = change.before.is_object() ? change.before : json::object();
+  change.after.merge_patch(patch);
+  change.after["id"] = customer;
+  profiles_[customer] = change.after;
+  return change;
+}
+
+Status MemoryStore::EraseCustomer(const std::string& customer) {
+  std::lock_guard lock(mu_);
+  profiles_.erase(customer);
+  for (auto it = events_.begin(); it != events_.end();) {
+    if (it->second.customer == customer) {
+      if (!it->second.id.empty()) event_ids_.erase(it->second.id);
+      it = events_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = states_.lower_bound({customer, ""});
+       it != states_.end() && it->first.first == customer;) {
+    it = states_.erase(it);
+  }
+  for (auto it = timers_.lower_bound({customer, ""});
+       it != timers_.end() && it->first.first == customer;) {
+    due_.erase({it->second, customer, it->first.second});
+    it = timers_.erase(it);
+  }
+  sends_.erase(customer);
+  timeline_.erase(customer);
+  for (auto& [id, m] : outbox_) {
+    if (m.customer != customer) continue;
+    OutboxMessage before = m;
+    if (m.status == MessageStatus::kPending) m.status = MessageStatus::kCancelled;
+    m.recipient.clear();
+    m.payload = json::object();
+    SetPendingIndex(before, m);
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> MemoryStore::AppendEvents(const std::vector<NewEvent>& events) {
+  for (const NewEvent& e : events) {
+    if (e.customer.empty()) return Error{"invalid_argument", "an event without a customer"};
+  }
+  std::lock_guard lock(mu_);
+  int64_t added = 0;
+  for (const NewEvent& e : events) {
+    if (!e.id.empty() && event_ids_.count(e.id)) continue;
+    int64_t seq = next_event_seq_++;
+    events_[seq] = StoredEvent{seq, e.id, e.customer, e.at, e.body, false};
+    if (!e.id.empty()) event_ids_[e.id] = seq;
+    ++added;
+  }
+  return added;
+}
+
+Result<std::vector<StoredEvent>> MemoryStore::PendingEvents(const std::string& customer,
+                                                            int limit) {
+  std::lock_guard lock(mu_);
+  std::vector<StoredEvent> out;
+  for (const auto& [seq, e] : events_) {
+    if (static_cast<int>(out.size()) >= limit) break;
+    if (e.customer == customer && !e.processed) out.push_back(e);
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> MemoryStore::InboxCustomers(int limit) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& [seq, e] : events_) {  // seq order: the longest waiting first
+    if (static_cast<int>(out.size()) >= limit) break;
+    if (!e.processed && seen.insert(e.customer).second) out.push_back(e.customer);
+  }
+  return out;
+}
+
+Result<std::optional<StoredState>> MemoryStore::GetState(const std::string& customer,
+                                                         const std::string& journey) {
+  std::lock_guard lock(mu_);
+  auto it = states_.find({customer, journey});
+  if (it == states_.end()) return std::optional<StoredState>();
+  return std::optional<StoredState>(it->second);
+}
+
+Result<std::vector<StoredState>> MemoryStore::ListStates(const std::string& customer) {
+  std::lock_guard lock(mu_);
+  std::vector<StoredState> out;
+  for (auto it = states_.lower_bound({customer, ""});
+       it != states_.end() && it->first.first == customer; ++it) {
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+Result<std::vector<DueTimer>> MemoryStore::DueCustomers(Time now, int limit) {
+  std::lock_guard lock(mu_);
+  std::vector<DueTimer> out;
+  for (const auto& [wake, customer, journey] : due_) {
+    if (wake > now || static_cast<int>(out.size()) >= limit) break;
+    out.push_back({customer, journey, wake});
+  }
+  return out;
+}
+
+Result<std::vector<SendRecord>> MemoryStore::RecentSends(const std::string& customer, Time since) {
+  std::lock_guard lock(mu_);
+  std::vector<SendRecord> out;
+  auto it = sends_.find(customer);
+  if (it == sends_.end()) return out;
+  for (const SendRecord& s : it->second) {
+    if (s.at >= since) out.push_back(s);
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const SendRecord& a, const SendRecord& b) { return a.at < b.at; });
+  return out;
+}
+
+Result<RoutingSnapshot> MemoryStore::GetRouting() {
+  std::lock_guard lock(mu_);
+  return routing_;
+}
+
+Result<std::optional<OutboxMessage>> MemoryStore::GetMessage(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = outbox_.find(id);
+  if (it == outbox_.end()) return std::optional<OutboxMessage>();
+  return std::optional<OutboxMessage>(it->second);
+}
+
+Result<std::vector<OutboxMessage>> MemoryStore::ClaimDue(Time now, int limit, Seconds lease) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> ids;
+  for (const auto& [not_before, id] : pending_) {
+    if (not_before > now || static_cast<int>(ids.size()) >= limit) break;
+    ids.push_back(id);
+  }
+  std::vector<OutboxMessage> out;
+  for (const std::string& id : ids) {
+    OutboxMessage& m = outbox_.at(id);
+    OutboxMessage before = m;
+    m.attempts += 1;
+    m.not_before = now + lease;
+    SetPendingIndex(before, m);
+    out.push_back(m);
+  }
+  return out;
+}
+
+Status MemoryStore::MarkSent(const std::string& id, Time at) {
+  std::lock_guard lock(mu_);
+  auto it = outbox_.find(id);
+  if (it == outbox_.end()) return NotFound("message " + id);
+  OutboxMessage before = it->second;
+  it->second.status = MessageStatus::kSent;
+  it->second.sent_at = at;
+  SetPendingIndex(before, it->second);
+  return Status::Ok();
+}
+
+Status MemoryStore::MarkRetry(const std::string& id, Time at, const std::string& error) {
+  std::lock_guard lock(mu_);
+  auto it = outbox_.find(id);
+  if (it == outbox_.end()) return NotFound("message " + id);
+  OutboxMessage before = it->second;
+  it->second.status = MessageStatus::kPending;
+  it->second.not_before = at;
+  it->second.last_error = error;
+  SetPendingIndex(before, it->second);
+  return Status::Ok();
+}
+
+Status MemoryStore::MarkDead(const std::string& id, const std::string& error) {
+  std::lock_guard lock(mu_);
+  auto it = outbox_.find(id);
+  if (it == outbox_.end()) return NotFound("message " + id);
+  OutboxMessage before = it->second;
+  it->second.status = MessageStatus::kDead;
+  it->second.last_error = error;
+  SetPendingIndex(before, it->second);
+  return Status::Ok();
+}
+
+Result<std::vector<OutboxMessage>> MemoryStore::ListMessages(MessageStatus status, int limit) {
+  std::lock_guard lock(mu_);
+  std::vector<OutboxMessage> out;
+  for (const auto& [id, m] : outbox_) {
+    if (m.status == status) out.push_back(m);
+  }
+  std::sort(out.begin(), out.end(), [](const OutboxMessage& a, const OutboxMessage& b) {
+    return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+  });
+  if (static_cast<int>(out.size()) > limit) out.resize(std::max(limit, 0));
+  return out;
+}
+
+Result<std::vector<TimelineEntry>> MemoryStore::Timeline(const std::string& customer, int limit) {
+  std::lock_guard lock(mu_);
+  std::vector<TimelineEntry> out;
+  auto it = timeline_.find(customer);
+  if (it != timeline_.end()) out = it->second;
+  std::sort(out.begin(), out.end(), [](const TimelineEntry& a, const TimelineEntry& b) {
+    return std::tie(a.at, a.seq) > std::tie(b.at, b.seq);
+  });
+  if (static_cast<int>(out.size()) > limit) out.resize(std::max(limit, 0));
+  return out;
+}
+
+Result<std::map<std::string, int64_t>> MemoryStore::JourneyCounters(const std::string& journey) {
+  std::lock_guard lock(mu_);
+  auto it = counters_.find(journey);
+  if (it == counters_.end()) return std::map<std::string, int64_t>();
+  return it->second;
+}
+
+Status MemoryStore::Commit(const Batch& batch) {
+  std::lock_guard lock(mu_);
+  // Validate everything first: after this point nothing can fail, so the batch is all or none.
+  std::map<Key, int64_t> versions;  // as the batch's earlier writes leave them
+  for (const auto& w : batch.states) {
+    if (w.customer.empty() || w.journey.empty()) {
+      return Error{"invalid_argument", "a state write without customer or journey"};
+    }
+    Key key{w.customer, w.journey};
+    auto v = versions.find(key);
+    if (v == versions.end()) {
+      auto it = states_.find(key);
+      v = versions.emplace(key, it == states_.end() ? 0 : it->second.version).first;
+    }
+    if (w.expected_version && *w.expected_version != v->second) {
+      return Error{"conflict", "state of " + w.customer + " in " + w.journey + " is at version " +
+                                   std::to_string(v->second) + ", not " +
+                                   std::to_string(*w.expected_version)};
+    }
+    ++v->second;
+  }
+  for (const auto& m : batch.outbox) {
+    if (m.id.empty()) return Error{"invalid_argument", "an outbox message without an id"};
+  }
+  for (const auto& p : batch.profiles) {
+    if (p.customer.empty() || !p.profile.is_object()) {
+      return Error{"invalid_argument", "a profile write needs a customer and an object"};
+    }
+  }
+
+  for (const auto& p : batch.profiles) {
+    json profile = p.profile;
+    profile["id"] = p.customer;
+    profiles_[p.customer] = std::move(profile);
+  }
+  for (const auto& w : batch.states) {
+    StoredState& s = states_[{w.customer, w.journey}];
+    s.customer = w.customer;
+    s.journey = w.journey;
+    s.state = w.state;
+    s.version += 1;
+  }
+  for (const auto& t : batch.timers) SetTimer({t.customer, t.journey}, t.wake);
+  for (int64_t seq : batch.processed_events) {
+    auto it = events_.find(seq);
+    if (it != events_.end()) it->second.processed = true;
+  }
+  for (const auto& m : batch.outbox) {
+    if (outbox_.count(m.id)) continue;  // the idempotency key: inserted once
+    OutboxMessage& stored = outbox_[m.id] = m;
+    stored.status = MessageStatus::kPending;
+    stored.attempts = 0;
+    stored.last_error.clear();
+    stored.sent_at.reset();
+    pending_.insert({stored.not_before, stored.id});
+  }
+  for (const auto& id : batch.cancel_messages) {
+    auto it = outbox_.find(id);
+    if (it == outbox_.end() || it->second.status != MessageStatus::kPending) continue;
+    OutboxMessage before = it->second;
+    it->second.status = MessageStatus::kCancelled;
+    SetPendingIndex(before, it->second);
+  }
+  for (const auto& s : batch.sends) sends_[s.customer].push_back(s.send);
+  for (const auto& [team, n] : batch.routing.round_robin) routing_.round_robin[team] += n;
+  for (const auto& [rep, n] : batch.routing.load) routing_.load[rep] += n;
+  for (const auto& e : batch.timeline) {
+    TimelineEntry entry = e;
+    entry.seq = next_timeline_seq_++;
+    timeline_[e.customer].push_back(std::move(entry));
+  }
+  for (const auto& c : batch.counters) counters_[c.journey][c.name] += c.delta;
+  return Status::Ok();
+}
+
+void MemoryStore::SetTimer(const Key& key, std::optional<Time> wake) {
+  auto it = timers_.find(key);
+  if (it != timers_.end()) {
+    due_.erase({it->second, key.first, key.second});
+    timers_.erase(it);
+  }
+  if (wake) {
+    timers_[key] = *wake;
+    due_.insert({*wake, key.first, key.second});
+  }
+}
+
+void MemoryStore::SetPendingIndex(const OutboxMessage& before, const OutboxMessage& after) {
+  if (before.status == MessageStatus::kPending) pending_.erase({before.not_before, before.id});
+  if (after.status == MessageStatus::kPending) pending_.insert({after.not_before, after.id});
+}
+
+}  // namespace itinera::orch

@@ -1,0 +1,53 @@
+// The SQLite store's schema, as an ordered list of migrations (SQL text only; the library itself
+// stays in sqlite_store.cc). Migration N (1-based) is kSqliteMigrations[N - 1]; SqliteStore::Open
+// applies the ones a database has not recorded in `schema_migrations` yet, in one transaction.
+#ifndef ITINERA_ORCHESTRATOR_SQLITE_SCHEMA_H_
+#define ITINERA_ORCHESTRATOR_SQLITE_SCHEMA_H_
+
+#include <vector>
+
+namespace itinera::orch {
+
+// Ordered; never edit an applied entry, append a new one.
+inline const std::vector<const char*> kSqliteMigrations = {
+    R"sql(
+CREATE TABLE profiles (customer TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, customer TEXT NOT NULL,
+  at INTEGER NOT NULL, body TEXT NOT NULL, processed INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX events_customer ON events (customer);
+CREATE INDEX events_inbox ON events (customer, seq) WHERE processed = 0;
+CREATE TABLE states (
+  customer TEXT NOT NULL, journey TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (customer, journey)) WITHOUT ROWID;
+CREATE TABLE timers (
+  customer TEXT NOT NULL, journey TEXT NOT NULL, wake INTEGER NOT NULL,
+  PRIMARY KEY (customer, journey)) WITHOUT ROWID;
+CREATE INDEX timers_due ON timers (wake, customer, journey);
+CREATE TABLE sends (
+  customer TEXT NOT NULL, channel TEXT NOT NULL, at INTEGER NOT NULL, held INTEGER NOT NULL);
+CREATE INDEX sends_customer ON sends (customer, at);
+CREATE TABLE routing (
+  kind TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE outbox (
+  id TEXT PRIMARY KEY, customer TEXT NOT NULL, journey TEXT NOT NULL, channel TEXT NOT NULL,
+  recipient TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+  created_at INTEGER NOT NULL, not_before INTEGER NOT NULL, attempts INTEGER NOT NULL,
+  last_error TEXT NOT NULL, sent_at INTEGER);
+CREATE INDEX outbox_due ON outbox (status, not_before, id);
+CREATE INDEX outbox_status ON outbox (status, created_at, id);
+CREATE INDEX outbox_customer ON outbox (customer);
+CREATE TABLE timeline (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, customer TEXT NOT NULL, at INTEGER NOT NULL,
+  kind TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX timeline_customer ON timeline (customer, at, seq);
+CREATE TABLE counters (
+  journey TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (journey, name)) WITHOUT ROWID;
+)sql",
+};
+
+}  // namespace itinera::orch
+
+#endif  // ITINERA_ORCHESTRATOR_SQLITE_SCHEMA_H_

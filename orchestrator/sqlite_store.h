@@ -1,0 +1,91 @@
+// The embedded default Store: one SQLite database file (libsqlite3 is used only here).
+//
+// WAL journal, synchronous=FULL (a Commit that returned Ok survives a crash or power loss),
+// a busy timeout so several connections can share the file, and BEGIN IMMEDIATE write
+// transactions. The schema is created and migrated on Open from an ordered list of migrations;
+// each applied migration is recorded in `schema_migrations`, so a reopen applies only the new
+// ones. Statements are prepared once and cached. One connection per object, guarded by a
+// mutex: thread-safe, calls are serialised. Not copyable; closing happens in the destructor.
+#ifndef ITINERA_ORCHESTRATOR_SQLITE_STORE_H_
+#define ITINERA_ORCHESTRATOR_SQLITE_STORE_H_
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "orchestrator/store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace itinera::orch {
+
+class SqliteStore final : public Store {
+ public:
+  // `path`: a database file (parent folders are created) or ":memory:".
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  // The number of migrations this build knows; Open brings every database to it.
+  static int64_t LatestSchemaVersion();
+
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // The highest migration recorded in the database.
+  Result<int64_t> SchemaVersion();
+  // How many migrations are recorded (one row each; a re-migration would add rows).
+  Result<int64_t> MigrationCount();
+  // "ok", or SQLite's description of the damage (PRAGMA integrity_check).
+  Result<std::string> IntegrityCheck();
+
+  Result<std::optional<nlohmann::json>> GetProfile(const std::string& customer) override;
+  Result<ProfileChange> UpsertProfile(const std::string& customer,
+                                      const nlohmann::json& patch) override;
+  Status EraseCustomer(const std::string& customer) override;
+
+  Result<int64_t> AppendEvents(const std::vector<NewEvent>& events) override;
+  Result<std::vector<StoredEvent>> PendingEvents(const std::string& customer, int limit) override;
+  Result<std::vector<std::string>> InboxCustomers(int limit) override;
+
+  Result<std::optional<StoredState>> GetState(const std::string& customer,
+                                              const std::string& journey) override;
+  Result<std::vector<StoredState>> ListStates(const std::string& customer) override;
+  Result<std::vector<DueTimer>> DueCustomers(Time now, int limit) override;
+
+  Result<std::vector<SendRecord>> RecentSends(const std::string& customer, Time since) override;
+  Result<RoutingSnapshot> GetRouting() override;
+
+  Result<std::optional<OutboxMessage>> GetMessage(const std::string& id) override;
+  Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease) override;
+  Status MarkSent(const std::string& id, Time at) override;
+  Status MarkRetry(const std::string& id, Time at, const std::string& error) override;
+  Status MarkDead(const std::string& id, const std::string& error) override;
+  Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) override;
+
+  Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) override;
+  Result<std::map<std::string, int64_t>> JourneyCounters(const std::string& journey) override;
+
+  Status Commit(const Batch& batch) override;
+
+ private:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+
+  Status Exec(const char* sql);  // statements without results (pragmas, DDL)
+  Status Migrate();
+  Result<sqlite3_stmt*> Prepare(const char* sql);
+  Error StorageError(const std::string& what);
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it or the commit fails.
+  Status Transaction(const std::function<Status()>& body);
+  Status ApplyState(const Batch::StateWrite& write);
+  Result<std::optional<OutboxMessage>> ReadMessage(const std::string& id);
+
+  std::mutex mu_;
+  sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;
+};
+
+}  // namespace itinera::orch
+
+#endif  // ITINERA_ORCHESTRATOR_SQLITE_STORE_H_

@@ -1,0 +1,221 @@
+// The store seam: everything the daemon keeps durably.
+//
+// Customer profiles, the event inbox, per-(customer, journey) JourneyState, the due-time index,
+// recent sends (frequency caps), lead-routing counters, the transactional outbox, the 360-view
+// timeline and per-journey counters. Implementations: MemoryStore (tests, simulator-like runs),
+// SqliteStore (the embedded default) and, later, a PostgreSQL store; all pass the same
+// conformance suite (tests/orchestrator/store_conformance.h).
+//
+// The daemon advances many customers with the pure engine, collects the results in a Batch and
+// applies it with Commit: one transaction, all or nothing (group commit: many transitions per
+// fsync). State writes carry the version they were computed from, so a concurrent writer shows
+// up as a "conflict" error instead of a lost update.
+//
+// Errors are values (Result/Status); codes: "not_found", "conflict", "invalid_argument",
+// "storage" (the backend failed), "corrupt" (stored data does not parse). Times are whole
+// seconds (util/time.h). Implementations are thread-safe.
+#ifndef ITINERA_ORCHESTRATOR_STORE_H_
+#define ITINERA_ORCHESTRATOR_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "orchestrator/model.h"
+#include "util/result.h"
+#include "util/time.h"
+
+namespace itinera::orch {
+
+// An event offered to AppendEvents.
+struct NewEvent {
+  std::string id;  // the idempotency id; empty when the sender gave none (never deduplicated)
+  std::string customer;
+  Time at{};                                       // the event's timestamp
+  nlohmann::json body = nlohmann::json::object();  // the normalised event
+};
+
+// An event in the store; `seq` orders all events of all customers (increasing, gaps allowed).
+struct StoredEvent {
+  int64_t seq = 0;
+  std::string id;
+  std::string customer;
+  Time at{};
+  nlohmann::json body;
+  bool processed = false;
+};
+
+// The profile before and after an upsert; `before` is null when the customer was new.
+struct ProfileChange {
+  nlohmann::json before;
+  nlohmann::json after;
+};
+
+// One customer's state in one journey. `version` counts the writes: 1 after the first.
+struct StoredState {
+  std::string customer;
+  std::string journey;
+  JourneyState state;
+  int64_t version = 0;
+};
+
+// A (customer, journey) whose next wake-up time has come.
+struct DueTimer {
+  std::string customer;
+  std::string journey;
+  Time wake{};
+};
+
+enum class MessageStatus { kPending, kSent, kDead, kCancelled };
+
+const char* MessageStatusName(MessageStatus status);
+std::optional<MessageStatus> ParseMessageStatus(const std::string& name);
+
+// A message in the outbox. `id` is the idempotency key (Engine's MessageId).
+struct OutboxMessage {
+  std::string id;
+  std::string customer;
+  std::string journey;
+  std::string channel;    // "email", "sms", "alert", "webhook"
+  std::string recipient;  // address, phone number, rep id or webhook name
+  nlohmann::json payload = nlohmann::json::object();  // rendered; the dispatcher's input
+  MessageStatus status = MessageStatus::kPending;
+  Time created_at{};
+  Time not_before{};  // not dispatched before this instant
+  int64_t attempts = 0;
+  std::string last_error;
+  std::optional<Time> sent_at;
+};
+
+// One line of the customer's 360 view. `seq` is assigned by the store.
+struct TimelineEntry {
+  int64_t seq = 0;
+  std::string customer;
+  Time at{};
+  std::string kind;  // "event", "sent", "skipped", "alert", ... (the simulator's record kinds)
+  nlohmann::json data = nlohmann::json::object();
+};
+
+// Everything that results from advancing a batch of customers; applied by Commit in one
+// transaction. Each list is applied in order; an empty Batch is a no-op.
+struct Batch {
+  // Replaces the whole profile (the engine returns the full profile).
+  struct ProfileWrite {
+    std::string customer;
+    nlohmann::json profile;
+  };
+  // Writes a JourneyState. `expected_version`: the version the state was read at (0: must not
+  // exist yet); nullopt writes unconditionally. A mismatch fails the whole batch ("conflict").
+  struct StateWrite {
+    std::string customer;
+    std::string journey;
+    JourneyState state;
+    std::optional<int64_t> expected_version;
+  };
+  // Sets (or, with nullopt, clears) the next wake-up time of a (customer, journey).
+  struct TimerWrite {
+    std::string customer;
+    std::string journey;
+    std::optional<Time> wake;
+  };
+  struct SendWrite {
+    std::string customer;
+    SendRecord send;
+  };
+  struct CounterDelta {
+    std::string journey;
+    std::string name;  // "entered", "step.offer", "sent.email", ...
+    int64_t delta = 0;
+  };
+
+  std::vector<ProfileWrite> profiles;
+  std::vector<StateWrite> states;
+  std::vector<TimerWrite> timers;
+  std::vector<int64_t> processed_events;     // event seqs leaving the inbox
+  std::vector<OutboxMessage> outbox;         // inserted pending; an id already present: no-op
+  std::vector<std::string> cancel_messages;  // pending messages to cancel (by id)
+  std::vector<SendWrite> sends;
+  RoutingDelta routing;
+  std::vector<TimelineEntry> timeline;  // `seq` ignored
+  std::vector<CounterDelta> counters;
+
+  bool empty() const;
+};
+
+// The persistence interface. See the file comment for the contract; implementations are
+// thread-safe, and every method is atomic on its own.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // ---- profiles ----
+  // The profile ({"id", "email", ..., "attributes", "consent"}) or nullopt.
+  virtual Result<std::optional<nlohmann::json>> GetProfile(const std::string& customer) = 0;
+  // Merges `patch` (an object, RFC 7396 merge patch: nested objects merge, null removes) into
+  // the profile, creating it when absent; "id" is always the customer id.
+  virtual Result<ProfileChange> UpsertProfile(const std::string& customer,
+                                              const nlohmann::json& patch) = 0;
+  // Erasure: deletes the profile, events, journey states, timers, sends and timeline; outbox
+  // messages keep only their id and status (payload and recipient are wiped; pending ones are
+  // cancelled). Erasing an unknown customer is not an error.
+  virtual Status EraseCustomer(const std::string& customer) = 0;
+
+  // ---- events (the inbox) ----
+  // Durably appends the events (all or none); an `id` seen before (also earlier in the same
+  // call) is accepted without effect. Returns how many were new.
+  virtual Result<int64_t> AppendEvents(const std::vector<NewEvent>& events) = 0;
+  // The customer's unprocessed events, oldest (lowest seq) first.
+  virtual Result<std::vector<StoredEvent>> PendingEvents(const std::string& customer,
+                                                         int limit) = 0;
+  // Customers with unprocessed events, the one waiting longest first.
+  virtual Result<std::vector<std::string>> InboxCustomers(int limit) = 0;
+
+  // ---- journey states and the due index ----
+  virtual Result<std::optional<StoredState>> GetState(const std::string& customer,
+                                                      const std::string& journey) = 0;
+  // Every journey state of the customer, by journey id.
+  virtual Result<std::vector<StoredState>> ListStates(const std::string& customer) = 0;
+  // (customer, journey) pairs whose wake time is <= now, earliest first (ties: customer, then
+  // journey), at most `limit`. Answered from an index ordered by wake time.
+  virtual Result<std::vector<DueTimer>> DueCustomers(Time now, int limit) = 0;
+
+  // ---- frequency caps and routing ----
+  // The customer's sends at or after `since`, oldest first, on every channel.
+  virtual Result<std::vector<SendRecord>> RecentSends(const std::string& customer, Time since) = 0;
+  virtual Result<RoutingSnapshot> GetRouting() = 0;
+
+  // ---- the outbox ----
+  virtual Result<std::optional<OutboxMessage>> GetMessage(const std::string& id) = 0;
+  // Leases up to `limit` pending messages with not_before <= now, earliest first: each gets
+  // attempts + 1 and not_before = now + lease, so a dispatcher that dies mid-send has its
+  // messages claimed again (with the same id) once the lease runs out.
+  virtual Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease) = 0;
+  virtual Status MarkSent(const std::string& id, Time at) = 0;
+  // Back to pending, due again at `at`.
+  virtual Status MarkRetry(const std::string& id, Time at, const std::string& error) = 0;
+  virtual Status MarkDead(const std::string& id, const std::string& error) = 0;
+  // Messages with the status, oldest (created_at, then id) first: the dead letters for
+  // `GET /v1/messages?status=dead`.
+  virtual Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) = 0;
+
+  // ---- the 360 view and stats ----
+  // Newest first (by time, then by insertion).
+  virtual Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) = 0;
+  virtual Result<std::map<std::string, int64_t>> JourneyCounters(const std::string& journey) = 0;
+
+  // ---- the transaction ----
+  // Applies the whole batch in one transaction, or nothing of it.
+  virtual Status Commit(const Batch& batch) = 0;
+};
+
+// Opens a store from its URL: "memory:" (a MemoryStore), "sqlite:PATH" (parent folders are
+// created) or "sqlite::memory:".
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url);
+
+}  // namespace itinera::orch
+
+#endif  // ITINERA_ORCHESTRATOR_STORE_H_

@@ -1,0 +1,461 @@
+// The Store conformance suite: every behaviour of the Store interface, run against each
+// implementation. Instantiate it with a factory type that has
+// `static std::unique_ptr<Store> Make()` returning an empty store:
+//
+//   using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory>;
+//   INSTANTIATE_TYPED_TEST_SUITE_P(All, StoreConformanceTest, StoreTypes);
+#ifndef ITINERA_TESTS_ORCHESTRATOR_STORE_CONFORMANCE_H_
+#define ITINERA_TESTS_ORCHESTRATOR_STORE_CONFORMANCE_H_
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "orchestrator/store.h"
+
+namespace itinera::orch::store_testing {
+
+using nlohmann::json;
+
+inline Time At(int64_t seconds) { return Time{Seconds{1'795'000'000 + seconds}}; }
+
+inline JourneyState SampleState(const std::string& customer, const std::string& step_note) {
+  Instance in;
+  in.journey = "welcome";
+  in.customer = customer;
+  in.entered_at = At(0);
+  in.status = InstanceStatus::kWaiting;
+  in.wait = WaitKind::kTimer;
+  in.wake_at = At(3600);
+  in.entry_event = {{"type", "signed_up"}, {"note", step_note}};
+  JourneyState state;
+  state.instances.push_back(in);
+  return state;
+}
+
+inline OutboxMessage Message(const std::string& id, Time not_before,
+                             const std::string& customer = "c-1") {
+  OutboxMessage m;
+  m.id = id;
+  m.customer = customer;
+  m.journey = "welcome";
+  m.channel = "email";
+  m.recipient = "ann@example.com";
+  m.payload = {{"subject", "Hello " + id}};
+  m.created_at = not_before;
+  m.not_before = not_before;
+  return m;
+}
+
+inline NewEvent Event(const std::string& id, const std::string& customer, int64_t at = 0) {
+  return NewEvent{id, customer, At(at), {{"customer_id", customer}, {"type", "clicked"}}};
+}
+
+template <typename Factory>
+class StoreConformanceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = Factory::Make();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  void CommitOk(const Batch& batch) {
+    Status s = store_->Commit(batch);
+    ASSERT_TRUE(s.ok()) << s.error().code << ": " << s.error().message;
+  }
+  void Insert(const OutboxMessage& m) {
+    Batch b;
+    b.outbox.push_back(m);
+    CommitOk(b);
+  }
+  OutboxMessage Get(const std::string& id) {
+    auto m = store_->GetMessage(id);
+    EXPECT_TRUE(m.ok() && m->has_value()) << id;
+    return m.ok() && m->has_value() ? **m : OutboxMessage{};
+  }
+  std::vector<std::string> ClaimIds(Time now, int limit = 100) {
+    auto claimed = store_->ClaimDue(now, limit, Seconds{30});
+    EXPECT_TRUE(claimed.ok());
+    std::vector<std::string> ids;
+    if (claimed.ok()) {
+      for (const auto& m : *claimed) ids.push_back(m.id);
+    }
+    return ids;
+  }
+  std::vector<std::string> DueKeys(Time now, int limit = 100) {
+    auto due = store_->DueCustomers(now, limit);
+    EXPECT_TRUE(due.ok());
+    std::vector<std::string> keys;
+    if (due.ok()) {
+      for (const auto& d : *due) keys.push_back(d.customer + "/" + d.journey);
+    }
+    return keys;
+  }
+
+  std::unique_ptr<Store> store_;
+};
+
+TYPED_TEST_SUITE_P(StoreConformanceTest);
+
+TYPED_TEST_P(StoreConformanceTest, UpsertMergesIntoTheProfile) {
+  Store& store = *this->store_;
+  EXPECT_FALSE(store.GetProfile("c-1")->has_value());
+  auto first = store.UpsertProfile("c-1", {{"email", "ann@example.com"},
+                                           {"attributes", {{"city", "Prague"}, {"score", 1}}},
+                                           {"consent", {{"email", true}}}});
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->before.is_null());
+  auto second = store.UpsertProfile("c-1", {{"phone", "+420600000001"},
+                                            {"timezone", "Europe/Prague"},
+                                            {"attributes", {{"score", 2}, {"city", nullptr}}},
+                                            {"consent", {{"sms", false}}}});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->before, first->after);
+  json expected = {{"id", "c-1"},
+                   {"email", "ann@example.com"},
+                   {"phone", "+420600000001"},
+                   {"timezone", "Europe/Prague"},
+                   {"attributes", {{"score", 2}}},
+                   {"consent", {{"email", true}, {"sms", false}}}};
+  EXPECT_EQ(second->after, expected);
+  EXPECT_EQ(**store.GetProfile("c-1"), expected);
+  EXPECT_FALSE(store.UpsertProfile("c-1", json::array()).ok());
+  EXPECT_FALSE(store.UpsertProfile("", json::object()).ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, EventsWithASeenIdAreAcceptedWithoutEffect) {
+  Store& store = *this->store_;
+  auto added = store.AppendEvents({Event("e-1", "c-1"), Event("e-2", "c-1"), Event("", "c-1")});
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(*added, 3);
+  added = store.AppendEvents({Event("e-1", "c-1"), Event("e-3", "c-1"), Event("e-3", "c-1")});
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(*added, 1);  // e-1 seen before; e-3 once
+  auto pending = store.PendingEvents("c-1", 100);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 4u);
+  EXPECT_EQ((*pending)[0].id, "e-1");
+  EXPECT_EQ((*pending)[2].id, "");
+  EXPECT_EQ((*pending)[3].id, "e-3");
+  for (size_t i = 1; i < pending->size(); ++i) {
+    EXPECT_LT((*pending)[i - 1].seq, (*pending)[i].seq);
+  }
+  EXPECT_EQ((*pending)[0].body["type"], "clicked");
+  EXPECT_EQ((*pending)[0].at, At(0));
+  EXPECT_EQ(store.PendingEvents("c-1", 2)->size(), 2u);
+  EXPECT_FALSE(store.AppendEvents({Event("e-9", "")}).ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, InboxHoldsEventsUntilMarkedProcessed) {
+  Store& store = *this->store_;
+  ASSERT_TRUE(store.AppendEvents({Event("a", "c-2"), Event("b", "c-1"), Event("c", "c-2")}).ok());
+  EXPECT_EQ(*store.InboxCustomers(10), (std::vector<std::string>{"c-2", "c-1"}));
+  EXPECT_EQ(*store.InboxCustomers(1), (std::vector<std::string>{"c-2"}));
+  Batch b;
+  auto pending = store.PendingEvents("c-2", 10);
+  ASSERT_TRUE(pending.ok());
+  for (const auto& e : *pending) b.processed_events.push_back(e.seq);
+  this->CommitOk(b);
+  EXPECT_TRUE(store.PendingEvents("c-2", 10)->empty());
+  EXPECT_EQ(*store.InboxCustomers(10), (std::vector<std::string>{"c-1"}));
+  EXPECT_EQ(*store.AppendEvents({Event("a", "c-2")}), 0);  // still seen after processing
+}
+
+TYPED_TEST_P(StoreConformanceTest, StatesRoundTripWithVersions) {
+  Store& store = *this->store_;
+  EXPECT_FALSE(store.GetState("c-1", "welcome")->has_value());
+  Batch b;
+  b.states.push_back({"c-1", "welcome", SampleState("c-1", "one"), 0});
+  b.states.push_back({"c-1", "alpha", SampleState("c-1", "alpha"), 0});
+  this->CommitOk(b);
+  auto got = store.GetState("c-1", "welcome");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->version, 1);
+  EXPECT_EQ(ToJson((*got)->state), ToJson(SampleState("c-1", "one")));
+
+  Batch next;
+  next.states.push_back({"c-1", "welcome", SampleState("c-1", "two"), 1});
+  this->CommitOk(next);
+  EXPECT_EQ((*store.GetState("c-1", "welcome"))->version, 2);
+  Status stale = store.Commit(next);  // computed from version 1 again
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, "conflict");
+  Batch blind;
+  blind.states.push_back({"c-1", "welcome", SampleState("c-1", "three"), std::nullopt});
+  this->CommitOk(blind);
+  auto third = *store.GetState("c-1", "welcome");
+  EXPECT_EQ(third->version, 3);
+  EXPECT_EQ(ToJson(third->state), ToJson(SampleState("c-1", "three")));
+
+  auto all = store.ListStates("c-1");
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].journey, "alpha");
+  EXPECT_EQ((*all)[1].journey, "welcome");
+  EXPECT_TRUE(store.ListStates("c-2")->empty());
+}
+
+TYPED_TEST_P(StoreConformanceTest, DueIndexOrdersByWakeTimeAndHonoursTheLimit) {
+  Batch b;
+  b.timers = {{"c-3", "j", At(30)},
+              {"c-2", "j", At(10)},
+              {"c-1", "k", At(10)},
+              {"c-1", "j", At(10)},
+              {"c-4", "j", At(100)}};
+  this->CommitOk(b);
+  EXPECT_EQ(this->DueKeys(At(50)), (std::vector<std::string>{"c-1/j", "c-1/k", "c-2/j", "c-3/j"}));
+  EXPECT_EQ(this->DueKeys(At(50), 2), (std::vector<std::string>{"c-1/j", "c-1/k"}));
+  EXPECT_TRUE(this->DueKeys(At(9)).empty());
+  auto due = *this->store_->DueCustomers(At(10), 1);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].wake, At(10));
+
+  Batch move;
+  move.timers = {{"c-1", "j", At(200)}, {"c-2", "j", std::nullopt}};
+  this->CommitOk(move);
+  EXPECT_EQ(this->DueKeys(At(150)), (std::vector<std::string>{"c-1/k", "c-3/j", "c-4/j"}));
+  EXPECT_EQ(this->DueKeys(At(200)).size(), 4u);
+}
+
+TYPED_TEST_P(StoreConformanceTest, OutboxInsertWithASeenIdIsANoOp) {
+  this->Insert(Message("m-1", At(0)));
+  OutboxMessage again = Message("m-1", At(0));
+  again.payload = {{"subject", "changed"}};
+  this->Insert(again);
+  EXPECT_EQ(this->Get("m-1").payload["subject"], "Hello m-1");
+  ASSERT_TRUE(this->store_->MarkSent("m-1", At(5)).ok());
+  this->Insert(Message("m-1", At(0)));  // a replay after the send must not resend
+  OutboxMessage m = this->Get("m-1");
+  EXPECT_EQ(m.status, MessageStatus::kSent);
+  EXPECT_EQ(m.sent_at, At(5));
+  EXPECT_TRUE(this->ClaimIds(At(100)).empty());
+  EXPECT_FALSE(this->store_->GetMessage("m-2")->has_value());
+}
+
+TYPED_TEST_P(StoreConformanceTest, ClaimDueRespectsNotBeforeAndLeases) {
+  this->Insert(Message("m-late", At(60)));
+  this->Insert(Message("m-b", At(0)));
+  this->Insert(Message("m-a", At(0)));
+  EXPECT_EQ(this->ClaimIds(At(0), 1), (std::vector<std::string>{"m-a"}));
+  EXPECT_EQ(this->ClaimIds(At(0)), (std::vector<std::string>{"m-b"}));  // m-a is leased
+  OutboxMessage a = this->Get("m-a");
+  EXPECT_EQ(a.attempts, 1);
+  EXPECT_EQ(a.status, MessageStatus::kPending);
+  EXPECT_TRUE(this->ClaimIds(At(29)).empty());
+  // The dispatcher died: the lease runs out and the same message is claimed again.
+  EXPECT_EQ(this->ClaimIds(At(30)), (std::vector<std::string>{"m-a", "m-b"}));
+  EXPECT_EQ(this->Get("m-a").attempts, 2);
+  // Leased until 60, as m-late's not_before: ties go by id.
+  EXPECT_EQ(this->ClaimIds(At(60)), (std::vector<std::string>{"m-a", "m-b", "m-late"}));
+}
+
+TYPED_TEST_P(StoreConformanceTest, RetryAndDeadLetters) {
+  Store& store = *this->store_;
+  this->Insert(Message("m-1", At(0)));
+  this->Insert(Message("m-2", At(0)));
+  ASSERT_EQ(this->ClaimIds(At(0)).size(), 2u);
+  ASSERT_TRUE(store.MarkRetry("m-1", At(120), "421 try later").ok());
+  ASSERT_TRUE(store.MarkSent("m-2", At(1)).ok());
+  OutboxMessage m = this->Get("m-1");
+  EXPECT_EQ(m.status, MessageStatus::kPending);
+  EXPECT_EQ(m.not_before, At(120));
+  EXPECT_EQ(m.last_error, "421 try later");
+  EXPECT_TRUE(this->ClaimIds(At(119)).empty());
+  EXPECT_EQ(this->ClaimIds(At(120)), (std::vector<std::string>{"m-1"}));
+  ASSERT_TRUE(store.MarkDead("m-1", "550 no such user").ok());
+  EXPECT_TRUE(this->ClaimIds(At(1000)).empty());
+  auto dead = store.ListMessages(MessageStatus::kDead, 10);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].id, "m-1");
+  EXPECT_EQ((*dead)[0].last_error, "550 no such user");
+  EXPECT_EQ((*dead)[0].attempts, 2);
+  EXPECT_EQ(store.ListMessages(MessageStatus::kSent, 10)->size(), 1u);
+  EXPECT_EQ(store.MarkSent("nope", At(0)).error().code, "not_found");
+  EXPECT_EQ(store.MarkRetry("nope", At(0), "x").error().code, "not_found");
+  EXPECT_EQ(store.MarkDead("nope", "x").error().code, "not_found");
+}
+
+TYPED_TEST_P(StoreConformanceTest, CancelAffectsOnlyPendingMessages) {
+  this->Insert(Message("m-1", At(0)));
+  this->Insert(Message("m-2", At(0)));
+  ASSERT_TRUE(this->store_->MarkSent("m-2", At(0)).ok());
+  Batch b;
+  b.cancel_messages = {"m-1", "m-2", "unknown"};
+  this->CommitOk(b);
+  EXPECT_EQ(this->Get("m-1").status, MessageStatus::kCancelled);
+  EXPECT_EQ(this->Get("m-2").status, MessageStatus::kSent);
+  EXPECT_TRUE(this->ClaimIds(At(100)).empty());
+}
+
+TYPED_TEST_P(StoreConformanceTest, RecentSendsAreWindowedPerCustomer) {
+  Batch b;
+  b.sends = {{"c-1", {"email", At(-100)}},
+             {"c-1", {"sms", At(0)}},
+             {"c-1", {"email", At(-50)}},
+             {"c-2", {"email", At(0)}}};
+  this->CommitOk(b);
+  auto sends = this->store_->RecentSends("c-1", At(-50));
+  ASSERT_TRUE(sends.ok());
+  ASSERT_EQ(sends->size(), 2u);
+  EXPECT_EQ((*sends)[0].channel, "email");
+  EXPECT_EQ((*sends)[0].at, At(-50));
+  EXPECT_EQ((*sends)[1].channel, "sms");
+  EXPECT_EQ(this->store_->RecentSends("c-1", At(-1000))->size(), 3u);
+  EXPECT_TRUE(this->store_->RecentSends("c-3", At(-1000))->empty());
+}
+
+TYPED_TEST_P(StoreConformanceTest, RoutingAndJourneyCountersAccumulate) {
+  Batch b;
+  b.routing.round_robin["prague"] = 1;
+  b.routing.load["rep_anna"] = 1;
+  b.counters = {{"welcome", "entered", 1}, {"welcome", "sent.email", 2}};
+  this->CommitOk(b);
+  b.routing.load["rep_anna"] = -1;
+  b.routing.load["rep_bob"] = 1;
+  this->CommitOk(b);
+  RoutingSnapshot r = *this->store_->GetRouting();
+  EXPECT_EQ(r.round_robin, (std::map<std::string, int64_t>{{"prague", 2}}));
+  EXPECT_EQ(r.load, (std::map<std::string, int64_t>{{"rep_anna", 0}, {"rep_bob", 1}}));
+  EXPECT_EQ(*this->store_->JourneyCounters("welcome"),
+            (std::map<std::string, int64_t>{{"entered", 2}, {"sent.email", 4}}));
+  EXPECT_TRUE(this->store_->JourneyCounters("other")->empty());
+}
+
+TYPED_TEST_P(StoreConformanceTest, TimelineIsNewestFirst) {
+  Batch b;
+  b.timeline = {{0, "c-1", At(0), "event", {{"n", 1}}},
+                {0, "c-1", At(10), "sent", {{"n", 2}}},
+                {0, "c-1", At(10), "goal", {{"n", 3}}},
+                {0, "c-1", At(5), "step", {{"n", 4}}},
+                {0, "c-2", At(7), "event", {{"n", 5}}}};
+  this->CommitOk(b);
+  auto t = this->store_->Timeline("c-1", 10);
+  ASSERT_TRUE(t.ok());
+  std::vector<int> order;
+  for (const auto& e : *t) order.push_back(e.data["n"].template get<int>());
+  EXPECT_EQ(order, (std::vector<int>{3, 2, 4, 1}));
+  EXPECT_EQ((*t)[0].kind, "goal");
+  EXPECT_EQ((*t)[0].at, At(10));
+  EXPECT_EQ(this->store_->Timeline("c-1", 2)->size(), 2u);
+}
+
+TYPED_TEST_P(StoreConformanceTest, AFailedBatchLeavesNothing) {
+  Store& store = *this->store_;
+  ASSERT_TRUE(store.AppendEvents({Event("e-1", "c-1")}).ok());
+  Batch seed;
+  seed.states.push_back({"c-9", "welcome", SampleState("c-9", "seed"), 0});
+  this->CommitOk(seed);
+
+  Batch b;
+  b.profiles.push_back({"c-1", {{"email", "ann@example.com"}}});
+  b.states.push_back({"c-1", "welcome", SampleState("c-1", "x"), 0});
+  b.timers.push_back({"c-1", "welcome", At(0)});
+  b.processed_events.push_back(store.PendingEvents("c-1", 1)->at(0).seq);
+  b.outbox.push_back(Message("m-1", At(0)));
+  b.sends.push_back({"c-1", {"email", At(0)}});
+  b.routing.load["rep_anna"] = 1;
+  b.timeline.push_back({0, "c-1", At(0), "sent", json::object()});
+  b.counters.push_back({"welcome", "entered", 1});
+  b.states.push_back({"c-9", "welcome", SampleState("c-9", "stale"), 0});  // conflicts
+  Status s = store.Commit(b);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "conflict");
+
+  EXPECT_FALSE(store.GetProfile("c-1")->has_value());
+  EXPECT_FALSE(store.GetState("c-1", "welcome")->has_value());
+  EXPECT_EQ(ToJson((*store.GetState("c-9", "welcome"))->state), ToJson(SampleState("c-9", "seed")));
+  EXPECT_TRUE(this->DueKeys(At(1000)).empty());
+  EXPECT_EQ(store.PendingEvents("c-1", 10)->size(), 1u);
+  EXPECT_FALSE(store.GetMessage("m-1")->has_value());
+  EXPECT_TRUE(store.RecentSends("c-1", At(-1000))->empty());
+  EXPECT_TRUE(store.GetRouting()->load.empty());
+  EXPECT_TRUE(store.Timeline("c-1", 10)->empty());
+  EXPECT_TRUE(store.JourneyCounters("welcome")->empty());
+
+  b.states.pop_back();  // the same batch without the conflict commits whole
+  this->CommitOk(b);
+  EXPECT_TRUE(store.GetProfile("c-1")->has_value());
+  EXPECT_EQ(store.Timeline("c-1", 10)->size(), 1u);
+  EXPECT_TRUE(store.PendingEvents("c-1", 10)->empty());
+
+  Batch invalid;
+  invalid.profiles.push_back({"c-2", {{"email", "bob@example.com"}}});
+  invalid.outbox.push_back(Message("", At(0)));
+  EXPECT_EQ(store.Commit(invalid).error().code, "invalid_argument");
+  EXPECT_FALSE(store.GetProfile("c-2")->has_value());
+}
+
+TYPED_TEST_P(StoreConformanceTest, EraseRemovesTheCustomersData) {
+  Store& store = *this->store_;
+  for (const std::string c : {"c-1", "c-2"}) {
+    ASSERT_TRUE(store.UpsertProfile(c, {{"email", c + "@example.com"}}).ok());
+    ASSERT_TRUE(store.AppendEvents({Event("e-" + c, c)}).ok());
+    Batch b;
+    b.states.push_back({c, "welcome", SampleState(c, "x"), 0});
+    b.timers.push_back({c, "welcome", At(10)});
+    b.outbox.push_back(Message("m-" + c, At(0), c));
+    b.outbox.push_back(Message("sent-" + c, At(0), c));
+    b.sends.push_back({c, {"email", At(0)}});
+    b.timeline.push_back({0, c, At(0), "sent", {{"to", c + "@example.com"}}});
+    this->CommitOk(b);
+    ASSERT_TRUE(store.MarkSent("sent-" + c, At(1)).ok());
+  }
+  ASSERT_TRUE(store.EraseCustomer("c-1").ok());
+  EXPECT_FALSE(store.GetProfile("c-1")->has_value());
+  EXPECT_TRUE(store.PendingEvents("c-1", 10)->empty());
+  EXPECT_TRUE(store.ListStates("c-1")->empty());
+  EXPECT_EQ(this->DueKeys(At(100)), (std::vector<std::string>{"c-2/welcome"}));
+  EXPECT_TRUE(store.RecentSends("c-1", At(-1000))->empty());
+  EXPECT_TRUE(store.Timeline("c-1", 10)->empty());
+  EXPECT_EQ(*store.InboxCustomers(10), (std::vector<std::string>{"c-2"}));
+  OutboxMessage pending = this->Get("m-c-1");
+  EXPECT_EQ(pending.status, MessageStatus::kCancelled);
+  EXPECT_EQ(pending.recipient, "");
+  EXPECT_EQ(pending.payload, json::object());
+  OutboxMessage sent = this->Get("sent-c-1");
+  EXPECT_EQ(sent.status, MessageStatus::kSent);
+  EXPECT_EQ(sent.payload, json::object());
+  EXPECT_EQ(this->ClaimIds(At(100)), (std::vector<std::string>{"m-c-2"}));
+  // The other customer is untouched.
+  EXPECT_TRUE(store.GetProfile("c-2")->has_value());
+  EXPECT_EQ(store.ListStates("c-2")->size(), 1u);
+  EXPECT_EQ(store.Timeline("c-2", 10)->size(), 1u);
+  EXPECT_EQ(this->Get("m-c-2").recipient, "ann@example.com");
+  EXPECT_TRUE(store.EraseCustomer("c-unknown").ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, CommitsFromManyThreadsAllLand) {
+  constexpr int kThreads = 4, kCommits = 25;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCommits; ++i) {
+        Batch b;
+        b.counters.push_back({"welcome", "entered", 1});
+        b.outbox.push_back(Message("m-" + std::to_string(t) + "-" + std::to_string(i), At(0)));
+        EXPECT_TRUE(this->store_->Commit(b).ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(this->store_->JourneyCounters("welcome").value()["entered"], kThreads * kCommits);
+  EXPECT_EQ(this->ClaimIds(At(0), 1000).size(), static_cast<size_t>(kThreads * kCommits));
+}
+
+REGISTER_TYPED_TEST_SUITE_P(StoreConformanceTest, UpsertMergesIntoTheProfile,
+                            EventsWithASeenIdAreAcceptedWithoutEffect,
+                            InboxHoldsEventsUntilMarkedProcessed, StatesRoundTripWithVersions,
+                            DueIndexOrdersByWakeTimeAndHonoursTheLimit,
+                            OutboxInsertWithASeenIdIsANoOp, ClaimDueRespectsNotBeforeAndLeases,
+                            RetryAndDeadLetters, CancelAffectsOnlyPendingMessages,
+                            RecentSendsAreWindowedPerCustomer, RoutingAndJourneyCountersAccumulate,
+                            TimelineIsNewestFirst, AFailedBatchLeavesNothing,
+                            EraseRemovesTheCustomersData, CommitsFromManyThreadsAllLand);
+
+}  // namespace itinera::orch::store_testing
+
+#endif  // ITINERA_TESTS_ORCHESTRATOR_STORE_CONFORMANCE_H_

@@ -1,0 +1,178 @@
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "orchestrator/memory_store.h"
+#include "orchestrator/sqlite_store.h"
+#include "tests/orchestrator/store_conformance.h"
+
+namespace itinera::orch::store_testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct MemoryFactory {
+  static std::unique_ptr<Store> Make() { return std::make_unique<MemoryStore>(); }
+};
+
+struct SqliteFactory {
+  static std::unique_ptr<Store> Make() {
+    auto store = SqliteStore::Open(":memory:");
+    EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+};
+
+using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory>;
+INSTANTIATE_TYPED_TEST_SUITE_P(All, StoreConformanceTest, StoreTypes);
+
+// A fresh folder under the test temp dir, removed afterwards.
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) /
+           ("itinera_store_" + std::string(info->name()) + "_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<SqliteStore> Open() {
+    auto store = SqliteStore::Open((dir_ / "var" / "itinera.db").string());
+    EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
+    ASSERT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok());
+    Batch b;
+    b.states.push_back({"c-1", "welcome", SampleState("c-1", "x"), 0});
+    b.timers.push_back({"c-1", "welcome", At(10)});
+    b.outbox.push_back(Message("m-1", At(0)));
+    b.timeline.push_back({0, "c-1", At(0), "sent", json::object()});
+    ASSERT_TRUE(store->Commit(b).ok());
+    EXPECT_TRUE(fs::exists(dir_ / "var" / "itinera.db-wal"));  // journal_mode=WAL
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "var" / "itinera.db"));
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ((**store->GetProfile("c-1"))["email"], "ann@example.com");
+  EXPECT_EQ(*store->AppendEvents({Event("e-1", "c-1")}), 0);
+  EXPECT_EQ((*store->GetState("c-1", "welcome"))->version, 1);
+  EXPECT_EQ(store->DueCustomers(At(10), 10)->size(), 1u);
+  EXPECT_TRUE(store->GetMessage("m-1")->has_value());
+  EXPECT_EQ(store->Timeline("c-1", 10)->size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(*store->SchemaVersion(), SqliteStore::LatestSchemaVersion());
+    EXPECT_EQ(*store->MigrationCount(), SqliteStore::LatestSchemaVersion());
+    ASSERT_TRUE(store->UpsertProfile("c-1", json::object()).ok());
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::LatestSchemaVersion());
+  EXPECT_EQ(*store->MigrationCount(), SqliteStore::LatestSchemaVersion());
+  EXPECT_TRUE(store->GetProfile("c-1")->has_value());
+  EXPECT_EQ(*store->IntegrityCheck(), "ok");
+}
+
+TEST_F(SqliteStoreTest, OpenStoreUnderstandsUrls) {
+  auto sqlite = OpenStore("sqlite:" + (dir_ / "a" / "b" / "itinera.db").string());
+  ASSERT_TRUE(sqlite.ok()) << sqlite.error().message;
+  EXPECT_TRUE(fs::exists(dir_ / "a" / "b" / "itinera.db"));
+  EXPECT_TRUE(OpenStore("sqlite::memory:").ok());
+  EXPECT_TRUE(OpenStore("memory:").ok());
+  auto bad = OpenStore("mysql://localhost/x");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, "invalid_argument");
+}
+
+constexpr int kMessagesPerBatch = 5;
+
+// The child: commits numbered batches until killed. Each batch is recognisable as a whole.
+[[noreturn]] void CommitForever(const std::string& path, int ready_fd) {
+  auto opened = SqliteStore::Open(path);
+  if (!opened.ok()) _exit(2);
+  SqliteStore& store = **opened;
+  int64_t next = store.JourneyCounters("crash").value()["batches"] + 1;
+  for (int64_t k = next;; ++k) {
+    Batch b;
+    for (int i = 0; i < kMessagesPerBatch; ++i) {
+      std::string id = "b" + std::to_string(k) + "-" + std::to_string(i);
+      b.outbox.push_back(Message(id, At(k)));
+      b.timeline.push_back({0, "c-1", At(k), "sent", {{"batch", k}}});
+    }
+    b.counters.push_back({"crash", "batches", 1});
+    b.states.push_back({"c-1", "crash", SampleState("c-1", std::to_string(k)), k - 1});
+    if (!store.Commit(b).ok()) _exit(3);
+    if (k == next) {
+      char c = 'r';
+      if (write(ready_fd, &c, 1) != 1) _exit(4);
+    }
+  }
+}
+
+TEST_F(SqliteStoreTest, KilledMidCommitLeavesOnlyWholeBatches) {
+  const std::string path = (dir_ / "crash.db").string();
+  std::mt19937 rng(std::random_device{}());
+  for (int round = 0; round < 3; ++round) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      close(fds[0]);
+      CommitForever(path, fds[1]);
+    }
+    close(fds[1]);
+    char c = 0;
+    ASSERT_EQ(read(fds[0], &c, 1), 1) << "the child did not commit";
+    close(fds[0]);
+    usleep(std::uniform_int_distribution<int>(1'000, 150'000)(rng));
+    ASSERT_EQ(kill(child, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+
+    auto store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    EXPECT_EQ(*(*store)->IntegrityCheck(), "ok");
+    int64_t batches = (*store)->JourneyCounters("crash").value()["batches"];
+    ASSERT_GE(batches, round + 1);
+    auto state = *(*store)->GetState("c-1", "crash");
+    ASSERT_TRUE(state.has_value());
+    EXPECT_EQ(state->version, batches);
+    EXPECT_EQ(ToJson(state->state), ToJson(SampleState("c-1", std::to_string(batches))));
+    auto timeline = *(*store)->Timeline("c-1", 1'000'000);
+    EXPECT_EQ(static_cast<int64_t>(timeline.size()), batches * kMessagesPerBatch);
+    std::map<int64_t, int> per_batch;
+    for (const auto& e : timeline) ++per_batch[e.data["batch"].get<int64_t>()];
+    EXPECT_EQ(static_cast<int64_t>(per_batch.size()), batches);
+    for (const auto& [k, n] : per_batch) EXPECT_EQ(n, kMessagesPerBatch) << "batch " << k;
+    for (int64_t k = 1; k <= batches; ++k) {
+      for (int i = 0; i < kMessagesPerBatch; ++i) {
+        std::string id = "b" + std::to_string(k) + "-" + std::to_string(i);
+        ASSERT_TRUE((*store)->GetMessage(id)->has_value()) << id;
+      }
+    }
+    std::string next = "b" + std::to_string(batches + 1) + "-0";
+    EXPECT_FALSE((*store)->GetMessage(next)->has_value());
+  }
+}
+
+}  // namespace
+}  // namespace itinera::orch::store_testing
