@@ -20,6 +20,7 @@
 #include "dsl/ast.h"
 #include "dsl/grammar.h"
 #include "dsl/source_text.h"
+#include "util/time.h"
 
 namespace itinera::dsl::internal {
 
@@ -123,23 +124,8 @@ inline int64_t DurationSeconds(std::string_view text) {
   int64_t total = 0;
   while (p != end && *p >= '0' && *p <= '9') {
     int64_t n = ReadInteger(p, end, text.data());
-    int64_t unit = 1;
-    switch (*p++) {
-      case 'm':
-        unit = 60;
-        break;
-      case 'h':
-        unit = 3600;
-        break;
-      case 'd':
-        unit = 86400;
-        break;
-      case 'w':
-        unit = 7 * 86400;
-        break;
-      default:
-        break;
-    }
+    // The grammar admits only s, m, h, d and w; never divide by zero whatever it admits.
+    int64_t unit = std::max<int64_t>(1, DurationUnitSeconds(*p++));
     if (n > (kMaxNumber - total) / unit) throw grammar::SyntaxError{text.data(), kTooLarge};
     total += n * unit;
   }

@@ -79,6 +79,23 @@ std::optional<Time> ParseTime(std::string_view s) {
   return t;
 }
 
+int64_t DurationUnitSeconds(char unit) {
+  switch (unit) {
+    case 's':
+      return 1;
+    case 'm':
+      return 60;
+    case 'h':
+      return 3600;
+    case 'd':
+      return 86400;
+    case 'w':
+      return 7 * 86400;
+    default:
+      return 0;
+  }
+}
+
 std::optional<Seconds> ParseDuration(std::string_view s) {
   if (s.empty()) return std::nullopt;
   int64_t total = 0;
@@ -92,26 +109,8 @@ std::optional<Seconds> ParseDuration(std::string_view s) {
       ++i;
     }
     if (i == s.size()) return std::nullopt;
-    int64_t unit;
-    switch (s[i]) {
-      case 's':
-        unit = 1;
-        break;
-      case 'm':
-        unit = 60;
-        break;
-      case 'h':
-        unit = 3600;
-        break;
-      case 'd':
-        unit = 86400;
-        break;
-      case 'w':
-        unit = 7 * 86400;
-        break;
-      default:
-        return std::nullopt;
-    }
+    int64_t unit = DurationUnitSeconds(s[i]);
+    if (unit == 0) return std::nullopt;
     ++i;
     total += n * unit;
     if (total > int64_t{100} * 365 * 86400) return std::nullopt;

@@ -23,6 +23,9 @@ std::string FormatTime(Time t);
 // RFC 3339 / ISO 8601 date-time; nullopt when it is not one.
 std::optional<Time> ParseTime(std::string_view text);
 
+// Seconds in one unit of a duration ('s', 'm', 'h', 'd', 'w'); 0 for any other character.
+int64_t DurationUnitSeconds(char unit);
+
 // "1d12h", "30m", "90d", "2w", "45s"; nullopt when malformed. Same units as the journey language.
 std::optional<Seconds> ParseDuration(std::string_view text);
 
