@@ -76,8 +76,6 @@ const char* WaitKindName(WaitKind kind) {
       return "timer";
     case WaitKind::kEvent:
       return "event";
-    case WaitKind::kQuietHours:
-      return "quiet_hours";
   }
   return "?";
 }
@@ -188,8 +186,6 @@ Result<Instance> InstanceFromJson(const json& j) {
       in.wait = WaitKind::kTimer;
     } else if (wait == "event") {
       in.wait = WaitKind::kEvent;
-    } else if (wait == "quiet_hours") {
-      in.wait = WaitKind::kQuietHours;
     } else {
       return Error{"invalid_instance", "unknown wait kind \"" + wait + "\""};
     }

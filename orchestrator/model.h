@@ -29,9 +29,8 @@ enum class InstanceStatus { kActive, kWaiting, kExited };
 
 enum class WaitKind {
   kNone,
-  kTimer,       // `wait <dur>` or `wait until`: resume at the next action
-  kEvent,       // `wait up to ... for event`: received or timed out at wake_at
-  kQuietHours,  // legacy (instances saved before held messages): retry the send at wake_at
+  kTimer,  // `wait <dur>` or `wait until`: resume at the next action
+  kEvent,  // `wait up to ... for event`: received or timed out at wake_at
 };
 
 // An email or SMS held by quiet hours, to be delivered at `until` (the customer moved on). The
