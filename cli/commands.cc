@@ -11,6 +11,7 @@
 #include "cli/simulate.h"
 #include "dsl/graph.h"
 #include "orchestrator/catalog.h"
+#include "orchestrator/daemon.h"
 
 namespace itinera::cli {
 
@@ -24,6 +25,8 @@ Commands:
   graph FILE [--format dot|mermaid] draw a journey as a graph (default: dot)
   simulate FILE --customers FILE --events FILE [--until DUR|TIME] [--format text|json]
                                     run a journey on a virtual clock
+  serve                             run the daemon: HTTP API, journeys, delivery (SIGTERM
+                                    stops gracefully, SIGHUP reloads journeys and templates)
   help                              this text
 
 Options for every command:
@@ -118,6 +121,13 @@ int Graph(const Options& opts) {
   return 0;
 }
 
+int Serve(const Options& opts) {
+  if (!opts.positional.empty()) return Usage("serve takes no files; journeys come from [paths]");
+  auto config = LoadConfigFor(opts);
+  if (!config) return 1;
+  return orch::RunDaemon(*config);
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -138,10 +148,11 @@ int Main(int argc, char** argv) {
       {"check", {{"config"}, Check}},
       {"graph", {{"config", "format"}, Graph}},
       {"simulate", {{"config", "customers", "events", "until", "format"}, Simulate}},
+      {"serve", {{"config"}, Serve}},
   };
   auto it = commands.find(command);
   if (it == commands.end()) {
-    std::vector<std::string> names = {"check", "graph", "simulate", "help"};
+    std::vector<std::string> names = {"check", "graph", "simulate", "serve", "help"};
     return Usage(dsl::WithSuggestion("unknown command \"" + command + "\"", command, names));
   }
   auto opts = ParseOptions(args, it->second.flags);

@@ -1,5 +1,8 @@
 // The connector seam: every outbound message (email, SMS) leaves Itinera through a Connector.
 //
+// Channels: email (SMTP, Maildir), SMS (Twilio-compatible HTTP, a file), chat (a Slack incoming
+// webhook, for sales alerts) and webhook (a signed JSON POST).
+//
 // A Connector turns one Message into one delivery attempt and reports the Outcome; it never
 // retries by itself — the dispatcher owns retries with backoff and the dead-letter state (see
 // DESIGN.md, "Guarantees"). Message::id is the idempotency key: connectors carry it to the
@@ -19,23 +22,27 @@
 
 namespace itinera::connectors {
 
-enum class Channel { kEmail, kSms };
+enum class Channel { kEmail, kSms, kChat, kWebhook };
 
-// One message, fully rendered. Addresses are "addr@example.com" or "Display Name <addr@...>"
-// (email) or a phone number (SMS). Header-bearing fields must not contain CR or LF; the MIME
-// builder rejects them (header injection) rather than sending.
+// One message, fully rendered. `to` is "addr@example.com" or "Display Name <addr@...>" (email),
+// a phone number (SMS), or the endpoint URL (chat: the incoming-webhook URL; webhook).
+// Header-bearing fields must not contain CR or LF; the MIME builder rejects them (header injection)
+// rather than sending.
 struct Message {
   std::string id;  // idempotency key, stable across retries
   Channel channel = Channel::kEmail;
   std::string to;
   std::string from;
-  std::string subject;               // email only
-  std::string html_body;             // email only; may be empty for text-only mail
-  std::string text_body;             // email: derived from html_body when empty; SMS: the text
-  Time date{};                       // when the message was created; fixed across retries
-  std::string list_unsubscribe_url;  // adds List-Unsubscribe: <url> when non-empty
+  std::string subject;    // email only
+  std::string html_body;  // email only; may be empty for text-only mail
+  std::string text_body;  // email: derived from html_body when empty; SMS, chat: the text;
+                          // webhook: the JSON body
+  Time date{};            // when the message was created; fixed across retries
+  std::string list_unsubscribe_url;         // adds List-Unsubscribe: <url> when non-empty
   bool list_unsubscribe_one_click = false;  // adds List-Unsubscribe-Post (RFC 8058)
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, name -> value
+  std::string signing_secret;  // webhook: the HMAC-SHA256 key of the signature; empty: unsigned.
+                               // Built at dispatch from the configuration; never stored.
 };
 
 struct Delivery {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "dsl/diagnostic.h"
+#include "util/time.h"
 
 namespace itinera::orch {
 
@@ -33,6 +34,13 @@ class TableReader {
     Field(key, [&](const toml::node& n) {
       if (!n.is_integer()) return Fail(n, key, "must be a whole number");
       out = *n.value<int64_t>();
+    });
+  }
+  void Double(const char* key, double& out) {
+    Field(key, [&](const toml::node& n) {
+      if (!n.is_number()) return Fail(n, key, "must be a number");
+      out = *n.value<double>();
+      if (out < 0) return Fail(n, key, "must not be negative");
     });
   }
   void Strings(const char* key, std::vector<std::string>& out) {
@@ -225,6 +233,21 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
          r.RejectUnknown();
          return r.error();
        }},
+      {"delivery",
+       [&](const toml::table& t) {
+         TableReader r(t, "delivery", source_name);
+         r.Int("max_attempts", config.delivery.max_attempts);
+         r.String("retry_initial", config.delivery.retry_initial);
+         r.String("retry_max", config.delivery.retry_max);
+         r.Double("email_rate", config.delivery.email_rate);
+         r.Double("sms_rate", config.delivery.sms_rate);
+         r.Double("alert_rate", config.delivery.alert_rate);
+         r.Double("webhook_rate", config.delivery.webhook_rate);
+         r.Int("batch", config.delivery.batch);
+         r.String("lease", config.delivery.lease);
+         r.RejectUnknown();
+         return r.error();
+       }},
       {"teams", [&](const toml::table& t) { return ReadTeams(t, source_name, config.directory); }},
       {"webhooks",
        [&](const toml::table& t) { return ReadWebhooks(t, source_name, config.directory); }},
@@ -251,6 +274,24 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
   }
   if (config.sms.connector != "file" && config.sms.connector != "http") {
     return Error{"config", source_name + ": [sms] connector must be \"file\" or \"http\""};
+  }
+  if (config.delivery.max_attempts < 1) {
+    return Error{"config", source_name + ": [delivery] max_attempts must be at least 1"};
+  }
+  if (config.delivery.batch < 1 || config.delivery.batch > 10000) {
+    return Error{"config", source_name + ": [delivery] batch must be between 1 and 10000"};
+  }
+  for (const auto* key :
+       {&config.delivery.retry_initial, &config.delivery.retry_max, &config.delivery.lease}) {
+    auto d = ParseDuration(*key);
+    if (!d || d->count() <= 0) {
+      return Error{"config", source_name + ": [delivery] " +
+                                 (key == &config.delivery.retry_initial ? "retry_initial"
+                                  : key == &config.delivery.retry_max   ? "retry_max"
+                                                                        : "lease") +
+                                 " must be a duration such as \"30s\" or \"5m\", not \"" + *key +
+                                 "\""};
+    }
   }
   if (config.server.max_body_bytes <= 0) {
     return Error{"config", source_name + ": [server] max_body_bytes must be positive"};

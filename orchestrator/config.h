@@ -47,6 +47,21 @@ struct Config {
     std::string token;
     std::string from;
   } sms;
+  // The dispatcher: retries with exponential backoff and jitter, then dead letters; a rate
+  // limit per connector (messages per second; 0 means none).
+  struct Delivery {
+    int64_t max_attempts = 8;           // attempts before a transient failure becomes dead
+    std::string retry_initial = "30s";  // the first retry waits about this long, then doubling
+    std::string retry_max = "1h";       // no wait is longer
+    double email_rate = 0;
+    double sms_rate = 0;
+    double alert_rate = 0;
+    double webhook_rate = 0;
+    int64_t batch = 500;  // customers advanced per commit (group commit)
+    // A claimed message not reported sent, failed or released within this time (the process
+    // died mid-send) is claimed again, with the same idempotency key.
+    std::string lease = "60s";
+  } delivery;
   Directory directory;
 
   std::string source;    // the file it was read from; empty for the built-in defaults

@@ -10,6 +10,11 @@ namespace {
 
 Error NotFound(const std::string& what) { return Error{"not_found", what + " not found"}; }
 
+Error VersionConflict(const JourneyVersion& v) {
+  return Error{"conflict", "journey " + v.journey + " version " + std::to_string(v.version) +
+                               " was loaded before with other content"};
+}
+
 }  // namespace
 
 Result<std::optional<json>> MemoryStore::GetProfile(const std::string& customer) {
@@ -23,6 +28,25 @@ Result<ProfileChange> MemoryStore::UpsertProfile(const std::string& customer, co
   if (customer.empty()) return Error{"invalid_argument", "empty customer id"};
   if (!patch.is_object()) return Error{"invalid_argument", "a profile patch is a JSON object"};
   std::lock_guard lock(mu_);
+  return PatchProfile(customer, patch);
+}
+
+Result<ProfileChange> MemoryStore::UpsertProfileRecorded(const std::string& customer,
+                                                         const json& patch, NewEvent on_change) {
+  if (customer.empty()) return Error{"invalid_argument", "empty customer id"};
+  if (!patch.is_object()) return Error{"invalid_argument", "a profile patch is a JSON object"};
+  std::lock_guard lock(mu_);
+  ProfileChange change = PatchProfile(customer, patch);
+  if (change.before != change.after) {
+    on_change.customer = customer;
+    on_change.body["before"] = change.before;
+    int64_t seq = next_event_seq_++;
+    events_[seq] = StoredEvent{seq, "", customer, on_change.at, on_change.body, false};
+  }
+  return change;
+}
+
+ProfileChange MemoryStore::PatchProfile(const std::string& customer, const json& patch) {
   ProfileChange change;
   auto it = profiles_.find(customer);
   if (it != profiles_.end()) change.before = it->second;
@@ -157,11 +181,13 @@ Result<std::optional<OutboxMessage>> MemoryStore::GetMessage(const std::string& 
   return std::optional<OutboxMessage>(it->second);
 }
 
-Result<std::vector<OutboxMessage>> MemoryStore::ClaimDue(Time now, int limit, Seconds lease) {
+Result<std::vector<OutboxMessage>> MemoryStore::ClaimDue(Time now, int limit, Seconds lease,
+                                                         const std::string& channel) {
   std::lock_guard lock(mu_);
   std::vector<std::string> ids;
   for (const auto& [not_before, id] : pending_) {
     if (not_before > now || static_cast<int>(ids.size()) >= limit) break;
+    if (!channel.empty() && outbox_.at(id).channel != channel) continue;
     ids.push_back(id);
   }
   std::vector<OutboxMessage> out;
@@ -210,6 +236,18 @@ Status MemoryStore::MarkDead(const std::string& id, const std::string& error) {
   return Status::Ok();
 }
 
+Status MemoryStore::MarkCancelled(const std::string& id, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  auto it = outbox_.find(id);
+  if (it == outbox_.end()) return NotFound("message " + id);
+  if (it->second.status != MessageStatus::kPending) return Status::Ok();  // decided already
+  OutboxMessage before = it->second;
+  it->second.status = MessageStatus::kCancelled;
+  it->second.last_error = reason;
+  SetPendingIndex(before, it->second);
+  return Status::Ok();
+}
+
 Result<std::vector<OutboxMessage>> MemoryStore::ListMessages(MessageStatus status, int limit) {
   std::lock_guard lock(mu_);
   std::vector<OutboxMessage> out;
@@ -242,6 +280,35 @@ Result<std::map<std::string, int64_t>> MemoryStore::JourneyCounters(const std::s
   return it->second;
 }
 
+Result<std::map<std::string, int64_t>> MemoryStore::MessageCounts(const std::string& journey) {
+  std::lock_guard lock(mu_);
+  std::map<std::string, int64_t> out;
+  for (const auto& [id, m] : outbox_) {
+    if (journey.empty() || m.journey == journey) {
+      ++out[m.channel + "." + MessageStatusName(m.status)];
+    }
+  }
+  return out;
+}
+
+Status MemoryStore::SaveJourneyVersion(const JourneyVersion& version) {
+  if (version.journey.empty())
+    return Error{"invalid_argument", "a journey version without a journey"};
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = journey_versions_.try_emplace({version.journey, version.version}, version);
+  if (!inserted && it->second.fingerprint != version.fingerprint) {
+    return VersionConflict(version);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<JourneyVersion>> MemoryStore::ListJourneyVersions() {
+  std::lock_guard lock(mu_);
+  std::vector<JourneyVersion> out;
+  for (const auto& [key, v] : journey_versions_) out.push_back(v);
+  return out;
+}
+
 Status MemoryStore::Commit(const Batch& batch) {
   std::lock_guard lock(mu_);
   // Validate everything first: after this point nothing can fail, so the batch is all or none.
@@ -267,16 +334,12 @@ Status MemoryStore::Commit(const Batch& batch) {
     if (m.id.empty()) return Error{"invalid_argument", "an outbox message without an id"};
   }
   for (const auto& p : batch.profiles) {
-    if (p.customer.empty() || !p.profile.is_object()) {
-      return Error{"invalid_argument", "a profile write needs a customer and an object"};
+    if (p.customer.empty() || !p.patch.is_object()) {
+      return Error{"invalid_argument", "a profile write needs a customer and an object patch"};
     }
   }
 
-  for (const auto& p : batch.profiles) {
-    json profile = p.profile;
-    profile["id"] = p.customer;
-    profiles_[p.customer] = std::move(profile);
-  }
+  for (const auto& p : batch.profiles) PatchProfile(p.customer, p.patch);
   for (const auto& w : batch.states) {
     StoredState& s = states_[{w.customer, w.journey}];
     s.customer = w.customer;

@@ -27,6 +27,9 @@ class MemoryStore final : public Store {
   Result<std::optional<nlohmann::json>> GetProfile(const std::string& customer) override;
   Result<ProfileChange> UpsertProfile(const std::string& customer,
                                       const nlohmann::json& patch) override;
+  Result<ProfileChange> UpsertProfileRecorded(const std::string& customer,
+                                              const nlohmann::json& patch,
+                                              NewEvent on_change) override;
   Status EraseCustomer(const std::string& customer) override;
 
   Result<int64_t> AppendEvents(const std::vector<NewEvent>& events) override;
@@ -42,14 +45,20 @@ class MemoryStore final : public Store {
   Result<RoutingSnapshot> GetRouting() override;
 
   Result<std::optional<OutboxMessage>> GetMessage(const std::string& id) override;
-  Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease) override;
+  Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
+                                              const std::string& channel) override;
   Status MarkSent(const std::string& id, Time at) override;
   Status MarkRetry(const std::string& id, Time at, const std::string& error) override;
   Status MarkDead(const std::string& id, const std::string& error) override;
+  Status MarkCancelled(const std::string& id, const std::string& reason) override;
   Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) override;
 
   Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) override;
   Result<std::map<std::string, int64_t>> JourneyCounters(const std::string& journey) override;
+  Result<std::map<std::string, int64_t>> MessageCounts(const std::string& journey) override;
+
+  Status SaveJourneyVersion(const JourneyVersion& version) override;
+  Result<std::vector<JourneyVersion>> ListJourneyVersions() override;
 
   Status Commit(const Batch& batch) override;
 
@@ -58,6 +67,8 @@ class MemoryStore final : public Store {
   using DueKey = std::tuple<Time, std::string, std::string>;
   using OutboxKey = std::pair<Time, std::string>;  // (not_before, id) of pending messages
 
+  // Merges `patch` into the customer's profile (created when absent); callers hold mu_.
+  ProfileChange PatchProfile(const std::string& customer, const nlohmann::json& patch);
   void SetTimer(const Key& key, std::optional<Time> wake);
   void SetPendingIndex(const OutboxMessage& before, const OutboxMessage& after);
 
@@ -76,6 +87,7 @@ class MemoryStore final : public Store {
   int64_t next_timeline_seq_ = 1;
   std::map<std::string, std::vector<TimelineEntry>> timeline_;  // oldest first
   std::map<std::string, std::map<std::string, int64_t>> counters_;
+  std::map<std::pair<std::string, int64_t>, JourneyVersion> journey_versions_;
 };
 
 }  // namespace itinera::orch

@@ -1,6 +1,7 @@
 // The SQLite store's schema, as an ordered list of migrations (SQL text only; the library itself
-// stays in sqlite_store.cc). Migration N (1-based) is kSqliteMigrations[N - 1]; SqliteStore::Open
-// applies the ones a database has not recorded in `schema_migrations` yet, in one transaction.
+// stays in sqlite_store.cc and sqlite_outbox.cc). Migration N (1-based) is
+// kSqliteMigrations[N - 1]; SqliteStore::Open applies the ones a database has not recorded in
+// `schema_migrations` yet, in one transaction.
 #ifndef ITINERA_ORCHESTRATOR_SQLITE_SCHEMA_H_
 #define ITINERA_ORCHESTRATOR_SQLITE_SCHEMA_H_
 
@@ -45,6 +46,16 @@ CREATE INDEX timeline_customer ON timeline (customer, at, seq);
 CREATE TABLE counters (
   journey TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
   PRIMARY KEY (journey, name)) WITHOUT ROWID;
+)sql",
+    // 2: outbox counts per journey (MessageCounts); claims per channel (dispatcher lanes); the
+    // journey versions loaded so far.
+    R"sql(
+CREATE INDEX outbox_journey ON outbox (journey, channel, status);
+CREATE INDEX outbox_lane ON outbox (status, channel, not_before, id);
+CREATE TABLE journey_versions (
+  journey TEXT NOT NULL, version INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+  file TEXT NOT NULL, source TEXT NOT NULL, loaded_at INTEGER NOT NULL,
+  PRIMARY KEY (journey, version)) WITHOUT ROWID;
 )sql",
 };
 

@@ -1,77 +1,19 @@
 #include "orchestrator/sqlite_store.h"
 
-#include <sqlite3.h>
-
-#include <algorithm>
 #include <filesystem>
 #include <vector>
 
+#include "orchestrator/sqlite_internal.h"
 #include "orchestrator/sqlite_schema.h"
 
 namespace itinera::orch {
 
 using nlohmann::json;
 
-namespace {
-
-// SQLite reads a negative LIMIT as "no limit"; the interface means none.
-int64_t Limit(int limit) { return std::max(limit, 0); }
-int64_t Secs(Time t) { return t.time_since_epoch().count(); }
-Time FromSecs(int64_t s) { return Time{Seconds{s}}; }
-
-Result<json> ParseJson(const std::string& text) {
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return Error{"corrupt", "stored JSON does not parse"};
-  return value;
-}
-
-// A cached statement checked out for one use; resets it (and clears bindings) when done.
-class Query {
- public:
-  explicit Query(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Query() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  Query(const Query&) = delete;
-  Query& operator=(const Query&) = delete;
-
-  Query& Bind(int64_t value) {
-    sqlite3_bind_int64(stmt_, ++index_, value);
-    return *this;
-  }
-  Query& Bind(const std::string& value) {
-    sqlite3_bind_text(stmt_, ++index_, value.data(), static_cast<int>(value.size()),
-                      SQLITE_TRANSIENT);
-    return *this;
-  }
-  Query& BindNull() {
-    sqlite3_bind_null(stmt_, ++index_);
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(stmt_); }
-  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
-  bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-  std::string Text(int column) {
-    const unsigned char* text = sqlite3_column_text(stmt_, column);
-    if (text == nullptr) return std::string();
-    return std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt_, column));
-  }
-
- private:
-  sqlite3_stmt* stmt_;
-  int index_ = 0;
-};
-
-}  // namespace
-
-// Declares `query`, the cached statement for `sql` (a string literal), checked out for one use;
-// returns the error from the enclosing function when it does not prepare.
-#define ITINERA_SQL(query, sql)                        \
-  auto query##_stmt = Prepare(sql);                    \
-  if (!query##_stmt.ok()) return query##_stmt.error(); \
-  Query query(*query##_stmt)
+using sqlite_internal::FromSecs;
+using sqlite_internal::Limit;
+using sqlite_internal::ParseJson;
+using sqlite_internal::Secs;
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   if (path != ":memory:") {
@@ -208,27 +150,58 @@ Result<ProfileChange> SqliteStore::UpsertProfile(const std::string& customer, co
   std::lock_guard lock(mu_);
   ProfileChange change;
   Status s = Transaction([&]() -> Status {
-    ITINERA_SQL(read, "SELECT body FROM profiles WHERE customer = ?");
-    int rc = read.Bind(customer).Step();
-    if (rc == SQLITE_ROW) {
-      auto body = ParseJson(read.Text(0));
-      if (!body.ok()) return body.error();
-      change.before = std::move(*body);
-    } else if (rc != SQLITE_DONE) {
-      return StorageError("read profile");
-    }
-    change.after = change.before.is_object() ? change.before : json::object();
-    change.after.merge_patch(patch);
-    change.after["id"] = customer;
-    ITINERA_SQL(write,
-                "INSERT INTO profiles (customer, body) VALUES (?, ?) "
-                "ON CONFLICT (customer) DO UPDATE SET body = excluded.body");
-    if (write.Bind(customer).Bind(change.after.dump()).Step() != SQLITE_DONE) {
-      return StorageError("write profile");
+    auto patched = PatchProfile(customer, patch);
+    if (!patched.ok()) return patched.error();
+    change = std::move(*patched);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.error();
+  return change;
+}
+
+Result<ProfileChange> SqliteStore::UpsertProfileRecorded(const std::string& customer,
+                                                         const json& patch, NewEvent on_change) {
+  if (customer.empty()) return Error{"invalid_argument", "empty customer id"};
+  if (!patch.is_object()) return Error{"invalid_argument", "a profile patch is a JSON object"};
+  std::lock_guard lock(mu_);
+  ProfileChange change;
+  Status s = Transaction([&]() -> Status {
+    auto patched = PatchProfile(customer, patch);
+    if (!patched.ok()) return patched.error();
+    change = std::move(*patched);
+    if (change.before == change.after) return Status::Ok();
+    on_change.body["before"] = change.before;
+    ITINERA_SQL(q, "INSERT INTO events (event_id, customer, at, body) VALUES (NULL, ?, ?, ?)");
+    if (q.Bind(customer).Bind(Secs(on_change.at)).Bind(on_change.body.dump()).Step() !=
+        SQLITE_DONE) {
+      return StorageError("append event");
     }
     return Status::Ok();
   });
   if (!s.ok()) return s.error();
+  return change;
+}
+
+Result<ProfileChange> SqliteStore::PatchProfile(const std::string& customer, const json& patch) {
+  ProfileChange change;
+  ITINERA_SQL(read, "SELECT body FROM profiles WHERE customer = ?");
+  int rc = read.Bind(customer).Step();
+  if (rc == SQLITE_ROW) {
+    auto body = ParseJson(read.Text(0));
+    if (!body.ok()) return body.error();
+    change.before = std::move(*body);
+  } else if (rc != SQLITE_DONE) {
+    return StorageError("read profile");
+  }
+  change.after = change.before.is_object() ? change.before : json::object();
+  change.after.merge_patch(patch);
+  change.after["id"] = customer;
+  ITINERA_SQL(write,
+              "INSERT INTO profiles (customer, body) VALUES (?, ?) "
+              "ON CONFLICT (customer) DO UPDATE SET body = excluded.body");
+  if (write.Bind(customer).Bind(change.after.dump()).Step() != SQLITE_DONE) {
+    return StorageError("write profile");
+  }
   return change;
 }
 
@@ -388,156 +361,6 @@ Result<RoutingSnapshot> SqliteStore::GetRouting() {
   return out;
 }
 
-// ---- outbox ----
-
-namespace {
-
-#define ITINERA_OUTBOX_COLUMNS                                                           \
-  "id, customer, journey, channel, recipient, payload, status, created_at, not_before, " \
-  "attempts, last_error, sent_at "
-
-Result<OutboxMessage> ReadOutboxRow(Query& q) {
-  OutboxMessage m;
-  m.id = q.Text(0);
-  m.customer = q.Text(1);
-  m.journey = q.Text(2);
-  m.channel = q.Text(3);
-  m.recipient = q.Text(4);
-  auto payload = ParseJson(q.Text(5));
-  if (!payload.ok()) return payload.error();
-  m.payload = std::move(*payload);
-  auto status = ParseMessageStatus(q.Text(6));
-  if (!status) return Error{"corrupt", "unknown message status " + q.Text(6)};
-  m.status = *status;
-  m.created_at = FromSecs(q.Int(7));
-  m.not_before = FromSecs(q.Int(8));
-  m.attempts = q.Int(9);
-  m.last_error = q.Text(10);
-  if (!q.IsNull(11)) m.sent_at = FromSecs(q.Int(11));
-  return m;
-}
-
-}  // namespace
-
-Result<std::optional<OutboxMessage>> SqliteStore::ReadMessage(const std::string& id) {
-  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS "FROM outbox WHERE id = ?");
-  int rc = q.Bind(id).Step();
-  if (rc == SQLITE_DONE) return std::optional<OutboxMessage>();
-  if (rc != SQLITE_ROW) return StorageError("read message");
-  auto m = ReadOutboxRow(q);
-  if (!m.ok()) return m.error();
-  return std::optional<OutboxMessage>(std::move(*m));
-}
-
-Result<std::optional<OutboxMessage>> SqliteStore::GetMessage(const std::string& id) {
-  std::lock_guard lock(mu_);
-  return ReadMessage(id);
-}
-
-Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Seconds lease) {
-  std::lock_guard lock(mu_);
-  std::vector<OutboxMessage> out;
-  Status s = Transaction([&]() -> Status {
-    {
-      ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
-                     "FROM outbox WHERE status = 'pending' AND not_before <= ? "
-                     "ORDER BY not_before, id LIMIT ?");
-      q.Bind(Secs(now)).Bind(Limit(limit));
-      int rc;
-      while ((rc = q.Step()) == SQLITE_ROW) {
-        auto m = ReadOutboxRow(q);
-        if (!m.ok()) return m.error();
-        out.push_back(std::move(*m));
-      }
-      if (rc != SQLITE_DONE) return StorageError("read due messages");
-    }
-    for (OutboxMessage& m : out) {
-      m.attempts += 1;
-      m.not_before = now + lease;
-      ITINERA_SQL(q, "UPDATE outbox SET attempts = ?, not_before = ? WHERE id = ?");
-      if (q.Bind(m.attempts).Bind(Secs(m.not_before)).Bind(m.id).Step() != SQLITE_DONE) {
-        return StorageError("claim message");
-      }
-    }
-    return Status::Ok();
-  });
-  if (!s.ok()) return s.error();
-  return out;
-}
-
-Status SqliteStore::MarkSent(const std::string& id, Time at) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?");
-  if (q.Bind(Secs(at)).Bind(id).Step() != SQLITE_DONE) return StorageError("mark sent");
-  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();
-}
-
-Status SqliteStore::MarkRetry(const std::string& id, Time at, const std::string& error) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?");
-  if (q.Bind(Secs(at)).Bind(error).Bind(id).Step() != SQLITE_DONE) {
-    return StorageError("mark retry");
-  }
-  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();
-}
-
-Status SqliteStore::MarkDead(const std::string& id, const std::string& error) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?");
-  if (q.Bind(error).Bind(id).Step() != SQLITE_DONE) return StorageError("mark dead");
-  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();
-}
-
-Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus status, int limit) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
-                 "FROM outbox WHERE status = ? ORDER BY created_at, id LIMIT ?");
-  q.Bind(std::string(MessageStatusName(status))).Bind(Limit(limit));
-  std::vector<OutboxMessage> out;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
-    auto m = ReadOutboxRow(q);
-    if (!m.ok()) return m.error();
-    out.push_back(std::move(*m));
-  }
-  if (rc != SQLITE_DONE) return StorageError("list messages");
-  return out;
-}
-
-// ---- timeline and counters ----
-
-Result<std::vector<TimelineEntry>> SqliteStore::Timeline(const std::string& customer, int limit) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "SELECT seq, at, kind, data FROM timeline WHERE customer = ? "
-              "ORDER BY at DESC, seq DESC LIMIT ?");
-  q.Bind(customer).Bind(Limit(limit));
-  std::vector<TimelineEntry> out;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
-    auto data = ParseJson(q.Text(3));
-    if (!data.ok()) return data.error();
-    out.push_back({q.Int(0), customer, FromSecs(q.Int(1)), q.Text(2), std::move(*data)});
-  }
-  if (rc != SQLITE_DONE) return StorageError("read timeline");
-  return out;
-}
-
-Result<std::map<std::string, int64_t>> SqliteStore::JourneyCounters(const std::string& journey) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT name, value FROM counters WHERE journey = ?");
-  q.Bind(journey);
-  std::map<std::string, int64_t> out;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) out[q.Text(0)] = q.Int(1);
-  if (rc != SQLITE_DONE) return StorageError("read counters");
-  return out;
-}
-
 // ---- the batch ----
 
 Status SqliteStore::ApplyState(const Batch::StateWrite& w) {
@@ -576,16 +399,11 @@ Status SqliteStore::Commit(const Batch& batch) {
   // States go last, so a conflict there undoes real work: the rollback is what keeps it whole.
   return Transaction([&]() -> Status {
     for (const auto& p : batch.profiles) {
-      if (p.customer.empty() || !p.profile.is_object()) {
-        return Error{"invalid_argument", "a profile write needs a customer and an object"};
+      if (p.customer.empty() || !p.patch.is_object()) {
+        return Error{"invalid_argument", "a profile write needs a customer and an object patch"};
       }
-      json profile = p.profile;
-      profile["id"] = p.customer;
-      ITINERA_SQL(q,
-                  "INSERT INTO profiles (customer, body) VALUES (?, ?) "
-                  "ON CONFLICT (customer) DO UPDATE SET body = excluded.body");
-      if (q.Bind(p.customer).Bind(profile.dump()).Step() != SQLITE_DONE) {
-        return StorageError("write profile");
+      if (auto patched = PatchProfile(p.customer, p.patch); !patched.ok()) {
+        return patched.error();
       }
     }
     for (const auto& m : batch.outbox) {
@@ -661,5 +479,6 @@ Status SqliteStore::Commit(const Batch& batch) {
 }
 
 #undef ITINERA_SQL
+#undef ITINERA_OUTBOX_COLUMNS
 
 }  // namespace itinera::orch

@@ -6,6 +6,8 @@
 // each applied migration is recorded in `schema_migrations`, so a reopen applies only the new
 // ones. Statements are prepared once and cached. One connection per object, guarded by a
 // mutex: thread-safe, calls are serialised. Not copyable; closing happens in the destructor.
+// The implementation is split: sqlite_store.cc (opening, migrations, profiles, events, states,
+// Commit) and sqlite_outbox.cc (outbox, timeline, counters, journey versions).
 #ifndef ITINERA_ORCHESTRATOR_SQLITE_STORE_H_
 #define ITINERA_ORCHESTRATOR_SQLITE_STORE_H_
 
@@ -43,6 +45,9 @@ class SqliteStore final : public Store {
   Result<std::optional<nlohmann::json>> GetProfile(const std::string& customer) override;
   Result<ProfileChange> UpsertProfile(const std::string& customer,
                                       const nlohmann::json& patch) override;
+  Result<ProfileChange> UpsertProfileRecorded(const std::string& customer,
+                                              const nlohmann::json& patch,
+                                              NewEvent on_change) override;
   Status EraseCustomer(const std::string& customer) override;
 
   Result<int64_t> AppendEvents(const std::vector<NewEvent>& events) override;
@@ -58,14 +63,20 @@ class SqliteStore final : public Store {
   Result<RoutingSnapshot> GetRouting() override;
 
   Result<std::optional<OutboxMessage>> GetMessage(const std::string& id) override;
-  Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease) override;
+  Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
+                                              const std::string& channel) override;
   Status MarkSent(const std::string& id, Time at) override;
   Status MarkRetry(const std::string& id, Time at, const std::string& error) override;
   Status MarkDead(const std::string& id, const std::string& error) override;
+  Status MarkCancelled(const std::string& id, const std::string& reason) override;
   Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) override;
 
   Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) override;
   Result<std::map<std::string, int64_t>> JourneyCounters(const std::string& journey) override;
+  Result<std::map<std::string, int64_t>> MessageCounts(const std::string& journey) override;
+
+  Status SaveJourneyVersion(const JourneyVersion& version) override;
+  Result<std::vector<JourneyVersion>> ListJourneyVersions() override;
 
   Status Commit(const Batch& batch) override;
 
@@ -78,6 +89,8 @@ class SqliteStore final : public Store {
   Error StorageError(const std::string& what);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it or the commit fails.
   Status Transaction(const std::function<Status()>& body);
+  // Merges `patch` into the customer's profile (created when absent); inside a transaction.
+  Result<ProfileChange> PatchProfile(const std::string& customer, const nlohmann::json& patch);
   Status ApplyState(const Batch::StateWrite& write);
   Result<std::optional<OutboxMessage>> ReadMessage(const std::string& id);
 

@@ -75,6 +75,17 @@ enum class MessageStatus { kPending, kSent, kDead, kCancelled };
 const char* MessageStatusName(MessageStatus status);
 std::optional<MessageStatus> ParseMessageStatus(const std::string& name);
 
+// One version of one journey as the daemon first loaded it. Kept so customers in flight on an
+// old version keep running on it after the file changed and the daemon restarted.
+struct JourneyVersion {
+  std::string journey;
+  int64_t version = 0;
+  std::string fingerprint;  // Program::fingerprint: a hash of the source
+  std::string file;         // where it was read from (informational)
+  std::string source;       // the journey text
+  Time loaded_at{};
+};
+
 // A message in the outbox. `id` is the idempotency key (Engine's MessageId).
 struct OutboxMessage {
   std::string id;
@@ -103,10 +114,12 @@ struct TimelineEntry {
 // Everything that results from advancing a batch of customers; applied by Commit in one
 // transaction. Each list is applied in order; an empty Batch is a no-op.
 struct Batch {
-  // Replaces the whole profile (the engine returns the full profile).
+  // An RFC 7396 merge patch applied to the stored profile inside the transaction (created when
+  // absent; "id" is always the customer id). A patch, not the whole profile, so an upsert through
+  // the API that lands between the engine's read and this commit is kept.
   struct ProfileWrite {
     std::string customer;
-    nlohmann::json profile;
+    nlohmann::json patch;
   };
   // Writes a JourneyState. `expected_version`: the version the state was read at (0: must not
   // exist yet); nullopt writes unconditionally. A mismatch fails the whole batch ("conflict").
@@ -159,6 +172,13 @@ class Store {
   // the profile, creating it when absent; "id" is always the customer id.
   virtual Result<ProfileChange> UpsertProfile(const std::string& customer,
                                               const nlohmann::json& patch) = 0;
+  // As UpsertProfile and, in the same transaction, appends `on_change` to the inbox with
+  // body["before"] set to the profile before the patch (null for a new customer), when the patch
+  // changed the profile. The profile and the event commit together or not at all, so a crash
+  // cannot leave a changed profile whose journeys never heard of the change.
+  virtual Result<ProfileChange> UpsertProfileRecorded(const std::string& customer,
+                                                      const nlohmann::json& patch,
+                                                      NewEvent on_change) = 0;
   // Erasure: deletes the profile, events, journey states, timers, sends and timeline; outbox
   // messages keep only their id and status (payload and recipient are wiped; pending ones are
   // cancelled). Erasing an unknown customer is not an error.
@@ -190,14 +210,19 @@ class Store {
 
   // ---- the outbox ----
   virtual Result<std::optional<OutboxMessage>> GetMessage(const std::string& id) = 0;
-  // Leases up to `limit` pending messages with not_before <= now, earliest first: each gets
-  // attempts + 1 and not_before = now + lease, so a dispatcher that dies mid-send has its
-  // messages claimed again (with the same id) once the lease runs out.
-  virtual Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease) = 0;
+  // Leases up to `limit` pending messages of `channel` (every channel when empty) with
+  // not_before <= now, earliest first: each gets attempts + 1 and not_before = now + lease, so a
+  // dispatcher that dies mid-send has its messages claimed again (with the same id) once the
+  // lease runs out. Lanes claim per channel, so one slow provider never holds up the others.
+  virtual Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
+                                                      const std::string& channel) = 0;
   virtual Status MarkSent(const std::string& id, Time at) = 0;
   // Back to pending, due again at `at`.
   virtual Status MarkRetry(const std::string& id, Time at, const std::string& error) = 0;
   virtual Status MarkDead(const std::string& id, const std::string& error) = 0;
+  // Not sent, by decision (consent withdrawn, address gone, cap reached at dispatch time): the
+  // message becomes kCancelled with `reason` as its last_error.
+  virtual Status MarkCancelled(const std::string& id, const std::string& reason) = 0;
   // Messages with the status, oldest (created_at, then id) first: the dead letters for
   // `GET /v1/messages?status=dead`.
   virtual Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) = 0;
@@ -206,6 +231,17 @@ class Store {
   // Newest first (by time, then by insertion).
   virtual Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) = 0;
   virtual Result<std::map<std::string, int64_t>> JourneyCounters(const std::string& journey) = 0;
+  // Outbox messages of the journey (every journey when `journey` is empty) counted by channel
+  // and status: {"email.sent": 12, "email.pending": 3, "sms.dead": 1, ...}; absent keys are 0.
+  virtual Result<std::map<std::string, int64_t>> MessageCounts(const std::string& journey) = 0;
+
+  // ---- journey versions ----
+  // Records a version the first time it is loaded. The same (journey, version) again with the
+  // same fingerprint is a no-op; with another fingerprint it is a "conflict" (a changed journey
+  // that kept its version number) and nothing is written.
+  virtual Status SaveJourneyVersion(const JourneyVersion& version) = 0;
+  // Every recorded version, by journey id then version.
+  virtual Result<std::vector<JourneyVersion>> ListJourneyVersions() = 0;
 
   // ---- the transaction ----
   // Applies the whole batch in one transaction, or nothing of it.

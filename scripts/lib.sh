@@ -5,7 +5,7 @@ ITINERA_PACKAGES=(
   g++ cmake ninja-build pkg-config tzdata
   tao-pegtl-dev nlohmann-json3-dev libhowardhinnant-date-dev libtomlplusplus-dev
   libkainjow-mustache-dev libgtest-dev
-  libsqlite3-dev libcurl4-openssl-dev libssl-dev
+  libsqlite3-dev libcurl4-openssl-dev libssl-dev libboost-dev libcpp-httplib-dev
   python3 python3-aiosmtpd
 )
 

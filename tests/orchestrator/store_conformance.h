@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -76,8 +77,8 @@ class StoreConformanceTest : public ::testing::Test {
     EXPECT_TRUE(m.ok() && m->has_value()) << id;
     return m.ok() && m->has_value() ? **m : OutboxMessage{};
   }
-  std::vector<std::string> ClaimIds(Time now, int limit = 100) {
-    auto claimed = store_->ClaimDue(now, limit, Seconds{30});
+  std::vector<std::string> ClaimIds(Time now, int limit = 100, const std::string& channel = "") {
+    auto claimed = store_->ClaimDue(now, limit, Seconds{30}, channel);
     EXPECT_TRUE(claimed.ok());
     std::vector<std::string> ids;
     if (claimed.ok()) {
@@ -124,6 +125,34 @@ TYPED_TEST_P(StoreConformanceTest, UpsertMergesIntoTheProfile) {
   EXPECT_EQ(**store.GetProfile("c-1"), expected);
   EXPECT_FALSE(store.UpsertProfile("c-1", json::array()).ok());
   EXPECT_FALSE(store.UpsertProfile("", json::object()).ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, CommitPatchesTheProfileAndKeepsConcurrentUpserts) {
+  Store& store = *this->store_;
+  ASSERT_TRUE(store
+                  .UpsertProfile("c-1", {{"email", "ann@example.com"},
+                                         {"phone", "+420600000001"},
+                                         {"attributes", {{"score", 1}}}})
+                  .ok());
+  auto read = store.GetProfile("c-1");  // the engine reads the profile ...
+  ASSERT_TRUE(read.ok() && read->has_value());
+  // ... an API upsert lands before the engine commits ...
+  ASSERT_TRUE(store.UpsertProfile("c-1", {{"attributes", {{"city", "Prague"}}}}).ok());
+  // ... and the commit carries only what the engine changed.
+  Batch b;
+  b.profiles.push_back({"c-1", {{"attributes", {{"score", 2}}}, {"phone", nullptr}}});
+  b.profiles.push_back({"c-1", {{"owner", "rep_anna"}, {"id", "someone-else"}}});
+  b.profiles.push_back({"c-new", {{"email", "new@example.com"}}});
+  this->CommitOk(b);
+  EXPECT_EQ(**store.GetProfile("c-1"), (json{{"id", "c-1"},
+                                             {"email", "ann@example.com"},
+                                             {"owner", "rep_anna"},
+                                             {"attributes", {{"score", 2}, {"city", "Prague"}}}}));
+  EXPECT_EQ(**store.GetProfile("c-new"), (json{{"id", "c-new"}, {"email", "new@example.com"}}));
+
+  Batch not_an_object;
+  not_an_object.profiles.push_back({"c-1", json::array()});
+  EXPECT_EQ(store.Commit(not_an_object).error().code, "invalid_argument");
 }
 
 TYPED_TEST_P(StoreConformanceTest, EventsWithASeenIdAreAcceptedWithoutEffect) {
@@ -252,6 +281,41 @@ TYPED_TEST_P(StoreConformanceTest, ClaimDueRespectsNotBeforeAndLeases) {
   EXPECT_EQ(this->ClaimIds(At(60)), (std::vector<std::string>{"m-a", "m-b", "m-late"}));
 }
 
+TYPED_TEST_P(StoreConformanceTest, UpsertProfileRecordedAppendsTheChangeWithIt) {
+  Store& store = *this->store_;
+  NewEvent change;
+  change.customer = "c-1";
+  change.at = At(5);
+  change.body = {{"customer_id", "c-1"}, {"type", "$profile"}};
+  ASSERT_TRUE(store.UpsertProfileRecorded("c-1", {{"email", "a@example.com"}}, change).ok());
+  auto pending = store.PendingEvents("c-1", 10);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_TRUE((*pending)[0].body["before"].is_null());
+  EXPECT_EQ((*pending)[0].body["type"], "$profile");
+  // No change: nothing appended.
+  ASSERT_TRUE(store.UpsertProfileRecorded("c-1", {{"email", "a@example.com"}}, change).ok());
+  EXPECT_EQ(store.PendingEvents("c-1", 10)->size(), 1u);
+  ASSERT_TRUE(store.UpsertProfileRecorded("c-1", {{"email", "b@example.com"}}, change).ok());
+  pending = store.PendingEvents("c-1", 10);
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[1].body["before"]["email"], "a@example.com");
+  EXPECT_EQ((**store.GetProfile("c-1"))["email"], "b@example.com");
+}
+
+TYPED_TEST_P(StoreConformanceTest, ClaimDueByChannel) {
+  OutboxMessage sms = Message("m-sms", At(0));
+  sms.channel = "sms";
+  this->Insert(sms);
+  this->Insert(Message("m-email", At(1)));
+  OutboxMessage hook = Message("m-hook", At(0));
+  hook.channel = "webhook";
+  this->Insert(hook);
+  EXPECT_EQ(this->ClaimIds(At(5), 100, "email"), (std::vector<std::string>{"m-email"}));
+  EXPECT_EQ(this->ClaimIds(At(5), 100, "alert"), (std::vector<std::string>{}));
+  EXPECT_EQ(this->ClaimIds(At(5), 100, "sms"), (std::vector<std::string>{"m-sms"}));
+  EXPECT_EQ(this->ClaimIds(At(5)), (std::vector<std::string>{"m-hook"}));  // the others leased
+}
+
 TYPED_TEST_P(StoreConformanceTest, RetryAndDeadLetters) {
   Store& store = *this->store_;
   this->Insert(Message("m-1", At(0)));
@@ -289,6 +353,67 @@ TYPED_TEST_P(StoreConformanceTest, CancelAffectsOnlyPendingMessages) {
   EXPECT_EQ(this->Get("m-1").status, MessageStatus::kCancelled);
   EXPECT_EQ(this->Get("m-2").status, MessageStatus::kSent);
   EXPECT_TRUE(this->ClaimIds(At(100)).empty());
+}
+
+TYPED_TEST_P(StoreConformanceTest, MarkCancelledRecordsTheReason) {
+  Store& store = *this->store_;
+  this->Insert(Message("m-claimed", At(0)));
+  this->Insert(Message("m-later", At(50)));
+  this->Insert(Message("m-sent", At(0)));
+  ASSERT_EQ(this->ClaimIds(At(0)), (std::vector<std::string>{"m-claimed", "m-sent"}));
+  ASSERT_TRUE(store.MarkSent("m-sent", At(1)).ok());
+
+  ASSERT_TRUE(store.MarkCancelled("m-claimed", "consent withdrawn").ok());
+  ASSERT_TRUE(store.MarkCancelled("m-later", "frequency cap").ok());
+  OutboxMessage claimed = this->Get("m-claimed");
+  EXPECT_EQ(claimed.status, MessageStatus::kCancelled);
+  EXPECT_EQ(claimed.last_error, "consent withdrawn");
+  EXPECT_EQ(claimed.attempts, 1);
+  EXPECT_EQ(this->Get("m-later").last_error, "frequency cap");
+  EXPECT_TRUE(this->ClaimIds(At(1000)).empty());  // neither comes back after its lease
+
+  // A message already sent stays sent: the cancellation came too late.
+  ASSERT_TRUE(store.MarkCancelled("m-sent", "consent withdrawn").ok());
+  EXPECT_EQ(this->Get("m-sent").status, MessageStatus::kSent);
+  EXPECT_EQ(this->Get("m-sent").last_error, "");
+
+  auto cancelled = store.ListMessages(MessageStatus::kCancelled, 10);
+  ASSERT_TRUE(cancelled.ok());
+  ASSERT_EQ(cancelled->size(), 2u);
+  EXPECT_EQ((*cancelled)[0].id, "m-claimed");
+  EXPECT_EQ((*cancelled)[1].id, "m-later");
+  EXPECT_EQ(store.MarkCancelled("nope", "x").error().code, "not_found");
+}
+
+TYPED_TEST_P(StoreConformanceTest, MessageCountsByChannelAndStatus) {
+  Store& store = *this->store_;
+  auto message = [](const std::string& id, const std::string& journey, const std::string& channel) {
+    OutboxMessage m = Message(id, At(0));
+    m.journey = journey;
+    m.channel = channel;
+    return m;
+  };
+  Batch b;
+  b.outbox = {message("w-1", "welcome", "email"),    message("w-2", "welcome", "email"),
+              message("w-3", "welcome", "email"),    message("w-4", "welcome", "sms"),
+              message("o-1", "onboarding", "email"), message("o-2", "onboarding", "webhook")};
+  this->CommitOk(b);
+  ASSERT_TRUE(store.MarkSent("w-1", At(1)).ok());
+  ASSERT_TRUE(store.MarkSent("w-2", At(1)).ok());
+  ASSERT_TRUE(store.MarkDead("w-4", "invalid number").ok());
+  ASSERT_TRUE(store.MarkCancelled("o-1", "consent withdrawn").ok());
+
+  using Counts = std::map<std::string, int64_t>;
+  EXPECT_EQ(*store.MessageCounts("welcome"),
+            (Counts{{"email.sent", 2}, {"email.pending", 1}, {"sms.dead", 1}}));
+  EXPECT_EQ(*store.MessageCounts("onboarding"),
+            (Counts{{"email.cancelled", 1}, {"webhook.pending", 1}}));
+  EXPECT_EQ(*store.MessageCounts(""), (Counts{{"email.sent", 2},
+                                              {"email.pending", 1},
+                                              {"email.cancelled", 1},
+                                              {"sms.dead", 1},
+                                              {"webhook.pending", 1}}));
+  EXPECT_TRUE(store.MessageCounts("unknown")->empty());
 }
 
 TYPED_TEST_P(StoreConformanceTest, RecentSendsAreWindowedPerCustomer) {
@@ -341,6 +466,47 @@ TYPED_TEST_P(StoreConformanceTest, TimelineIsNewestFirst) {
   EXPECT_EQ((*t)[0].kind, "goal");
   EXPECT_EQ((*t)[0].at, At(10));
   EXPECT_EQ(this->store_->Timeline("c-1", 2)->size(), 2u);
+}
+
+TYPED_TEST_P(StoreConformanceTest, JourneyVersionsAreRecordedOnce) {
+  Store& store = *this->store_;
+  auto version = [](const std::string& journey, int64_t v, const std::string& fingerprint) {
+    return JourneyVersion{journey,
+                          v,
+                          fingerprint,
+                          "journeys/" + journey + ".itin",
+                          "journey " + journey + " v" + std::to_string(v),
+                          At(v)};
+  };
+  EXPECT_TRUE(store.ListJourneyVersions()->empty());
+  ASSERT_TRUE(store.SaveJourneyVersion(version("welcome", 1, "aaaa")).ok());
+  JourneyVersion reloaded = version("welcome", 1, "aaaa");
+  reloaded.file = "elsewhere.itin";
+  reloaded.loaded_at = At(500);
+  EXPECT_TRUE(store.SaveJourneyVersion(reloaded).ok());  // the same content again: a no-op
+  JourneyVersion changed = version("welcome", 1, "bbbb");
+  changed.source = "journey welcome, edited";
+  Status conflict = store.SaveJourneyVersion(changed);
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.error().code, "conflict");
+  EXPECT_EQ(conflict.error().message,
+            "journey welcome version 1 was loaded before with other content");
+  for (const auto& v : {version("welcome", 10, "cccc"), version("welcome", 2, "dddd"),
+                        version("alpha", 1, "eeee")}) {
+    ASSERT_TRUE(store.SaveJourneyVersion(v).ok());
+  }
+
+  auto all = store.ListJourneyVersions();
+  ASSERT_TRUE(all.ok());
+  std::vector<std::string> keys;
+  for (const auto& v : *all) keys.push_back(v.journey + "/" + std::to_string(v.version));
+  EXPECT_EQ(keys, (std::vector<std::string>{"alpha/1", "welcome/1", "welcome/2", "welcome/10"}));
+  const JourneyVersion& first = (*all)[1];  // as first saved, untouched by the later calls
+  EXPECT_EQ(first.fingerprint, "aaaa");
+  EXPECT_EQ(first.file, "journeys/welcome.itin");
+  EXPECT_EQ(first.source, "journey welcome v1");
+  EXPECT_EQ(first.loaded_at, At(1));
+  EXPECT_EQ(store.SaveJourneyVersion(version("", 1, "ffff")).error().code, "invalid_argument");
 }
 
 TYPED_TEST_P(StoreConformanceTest, AFailedBatchLeavesNothing) {
@@ -447,14 +613,18 @@ TYPED_TEST_P(StoreConformanceTest, CommitsFromManyThreadsAllLand) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(StoreConformanceTest, UpsertMergesIntoTheProfile,
+                            CommitPatchesTheProfileAndKeepsConcurrentUpserts,
                             EventsWithASeenIdAreAcceptedWithoutEffect,
                             InboxHoldsEventsUntilMarkedProcessed, StatesRoundTripWithVersions,
                             DueIndexOrdersByWakeTimeAndHonoursTheLimit,
                             OutboxInsertWithASeenIdIsANoOp, ClaimDueRespectsNotBeforeAndLeases,
+                            ClaimDueByChannel, UpsertProfileRecordedAppendsTheChangeWithIt,
                             RetryAndDeadLetters, CancelAffectsOnlyPendingMessages,
+                            MarkCancelledRecordsTheReason, MessageCountsByChannelAndStatus,
                             RecentSendsAreWindowedPerCustomer, RoutingAndJourneyCountersAccumulate,
-                            TimelineIsNewestFirst, AFailedBatchLeavesNothing,
-                            EraseRemovesTheCustomersData, CommitsFromManyThreadsAllLand);
+                            TimelineIsNewestFirst, JourneyVersionsAreRecordedOnce,
+                            AFailedBatchLeavesNothing, EraseRemovesTheCustomersData,
+                            CommitsFromManyThreadsAllLand);
 
 }  // namespace itinera::orch::store_testing
 

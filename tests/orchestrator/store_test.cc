@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -6,6 +7,7 @@
 #include <random>
 
 #include "orchestrator/memory_store.h"
+#include "orchestrator/sqlite_schema.h"
 #include "orchestrator/sqlite_store.h"
 #include "tests/orchestrator/store_conformance.h"
 
@@ -61,6 +63,8 @@ TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
     b.outbox.push_back(Message("m-1", At(0)));
     b.timeline.push_back({0, "c-1", At(0), "sent", json::object()});
     ASSERT_TRUE(store->Commit(b).ok());
+    ASSERT_TRUE(
+        store->SaveJourneyVersion({"welcome", 1, "aaaa", "welcome.itin", "...", At(0)}).ok());
     EXPECT_TRUE(fs::exists(dir_ / "var" / "itinera.db-wal"));  // journal_mode=WAL
   }
   EXPECT_TRUE(fs::exists(dir_ / "var" / "itinera.db"));
@@ -72,6 +76,9 @@ TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
   EXPECT_EQ(store->DueCustomers(At(10), 10)->size(), 1u);
   EXPECT_TRUE(store->GetMessage("m-1")->has_value());
   EXPECT_EQ(store->Timeline("c-1", 10)->size(), 1u);
+  ASSERT_EQ(store->ListJourneyVersions()->size(), 1u);
+  EXPECT_EQ(store->SaveJourneyVersion({"welcome", 1, "bbbb", "", "", At(0)}).error().code,
+            "conflict");
 }
 
 TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
@@ -87,6 +94,44 @@ TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
   EXPECT_EQ(*store->SchemaVersion(), SqliteStore::LatestSchemaVersion());
   EXPECT_EQ(*store->MigrationCount(), SqliteStore::LatestSchemaVersion());
   EXPECT_TRUE(store->GetProfile("c-1")->has_value());
+  EXPECT_EQ(*store->IntegrityCheck(), "ok");
+}
+
+TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedAndKeepsItsData) {
+  ASSERT_GE(SqliteStore::LatestSchemaVersion(), 2);
+  fs::create_directories(dir_ / "var");
+  const std::string path = (dir_ / "var" / "itinera.db").string();
+  {
+    // A database as a build that knew only migration 1 left it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string seed =
+        std::string("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);") +
+        kSqliteMigrations[0] +
+        "INSERT INTO schema_migrations (version) VALUES (1);"
+        "INSERT INTO profiles (customer, body) VALUES ('c-1', '{\"id\":\"c-1\",\"email\":"
+        "\"ann@example.com\"}');"
+        "INSERT INTO outbox (id, customer, journey, channel, recipient, payload, status, "
+        "created_at, not_before, attempts, last_error, sent_at) VALUES "
+        "('m-1', 'c-1', 'welcome', 'email', 'ann@example.com', '{}', 'pending', 0, 0, 0, '', "
+        "NULL), ('m-2', 'c-1', 'welcome', 'email', 'ann@example.com', '{}', 'sent', 0, 0, 1, "
+        "'', 5);";
+    char* error = nullptr;
+    int rc = sqlite3_exec(db, seed.c_str(), nullptr, nullptr, &error);
+    std::string message = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::LatestSchemaVersion());
+  EXPECT_EQ(*store->MigrationCount(), SqliteStore::LatestSchemaVersion());
+  EXPECT_EQ((**store->GetProfile("c-1"))["email"], "ann@example.com");
+  EXPECT_EQ(*store->MessageCounts("welcome"),
+            (std::map<std::string, int64_t>{{"email.pending", 1}, {"email.sent", 1}}));
+  ASSERT_TRUE(store->SaveJourneyVersion({"welcome", 1, "aaaa", "welcome.itin", "...", At(0)}).ok());
+  EXPECT_EQ(store->ListJourneyVersions()->size(), 1u);
   EXPECT_EQ(*store->IntegrityCheck(), "ok");
 }
 

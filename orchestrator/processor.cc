@@ -1,0 +1,552 @@
+#include "orchestrator/processor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "orchestrator/engine.h"
+#include "orchestrator/tracking.h"
+#include "util/log.h"
+
+namespace itinera::orch {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kMaxProfileRounds = 16;         // profile-triggered entries that cascade
+constexpr Seconds kSendHistory{400 * 86400};  // longer than any frequency-cap window
+constexpr Seconds kStuckRetry{60};  // a due timer whose journey cannot run is looked at again
+constexpr int kAlertEvents = 5;     // the last events an alert carries
+
+bool HasCustomerRule(const dsl::Program& p) {
+  return std::any_of(p.enter.begin(), p.enter.end(),
+                     [](const dsl::EnterSetting& s) { return !!s.customer_condition; });
+}
+
+std::string Text(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+json MergePatchDiff(const json& before, const json& after) {
+  if (!before.is_object() || !after.is_object()) return after;
+  json patch = json::object();
+  for (const auto& [key, value] : before.items()) {
+    if (!after.contains(key)) patch[key] = nullptr;
+  }
+  for (const auto& [key, value] : after.items()) {
+    auto old = before.find(key);
+    if (old == before.end()) {
+      patch[key] = value;
+    } else if (*old != value) {
+      patch[key] = old->is_object() && value.is_object() ? MergePatchDiff(*old, value) : value;
+    }
+  }
+  return patch;
+}
+
+// One batch: the customers it advances and the Batch it will commit.
+class Processor::Work {
+ public:
+  Work(Processor& p, std::shared_ptr<const JourneyCatalog> catalog, Time now,
+       RoutingSnapshot routing)
+      : p_(p), catalog_(std::move(catalog)), now_(now), routing_(std::move(routing)) {}
+
+  // Advances one customer; false when the store failed (the batch is abandoned).
+  Status Customer(const std::string& id, const std::vector<DueTimer>& timers,
+                  const std::vector<StoredEvent>& events);
+
+  Batch& batch() { return batch_; }
+
+ private:
+  struct Stored {
+    JourneyState state;
+    int64_t version = 0;  // 0: not in the store yet
+  };
+
+  CustomerContext Context(const std::string& journey);
+  void Run(const std::string& journey, const dsl::Program& program,
+           const std::function<Outcome(const JourneyState&, const CustomerContext&)>& call);
+  void ProfileTriggers(json before);
+  void ResolveHandle(json& event);
+  void Record(const Effect& e, const dsl::Program& program);
+  json EventBrief(const json& body, Time at) const;
+
+  Processor& p_;
+  std::shared_ptr<const JourneyCatalog> catalog_;
+  const Time now_;
+  RoutingSnapshot routing_;
+  Batch batch_;
+
+  // The customer being advanced.
+  std::string customer_;
+  json profile_;
+  std::vector<SendRecord> sends_;
+  std::map<std::string, Stored> states_;
+  std::set<std::string> touched_;
+  std::vector<json> recent_events_;  // newest last, for alert context
+  std::map<std::pair<std::string, int64_t>, std::string> at_step_;  // (journey, entry) -> step
+};
+
+Status Processor::Work::Customer(const std::string& id, const std::vector<DueTimer>& timers,
+                                 const std::vector<StoredEvent>& events) {
+  customer_ = id;
+  states_.clear();
+  touched_.clear();
+  at_step_.clear();
+  recent_events_.clear();
+
+  auto profile = p_.store_.GetProfile(id);
+  if (!profile.ok()) return profile.error();
+  const json original = profile->has_value() ? **profile : json{{"id", id}};
+  profile_ = original;
+  auto sends = p_.store_.RecentSends(id, now_ - kSendHistory);
+  if (!sends.ok()) return sends.error();
+  sends_ = std::move(*sends);
+  auto states = p_.store_.ListStates(id);
+  if (!states.ok()) return states.error();
+  for (StoredState& s : *states) states_[s.journey] = {std::move(s.state), s.version};
+  // Due timers first: a timer and an event at the same second, the timer runs first.
+  for (const DueTimer& t : timers) {
+    Stored& s = states_[t.journey];
+    const dsl::Program* program = catalog_->ForState(t.journey, s.state);
+    if (program == nullptr) {
+      LogWarn("a due timer's journey version is not loaded; retrying later",
+              {{"customer", id}, {"journey", t.journey}});
+      batch_.timers.push_back({id, t.journey, now_ + kStuckRetry});
+      continue;
+    }
+    ++p_.stats_.timers;
+    json before = profile_;
+    Run(t.journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
+      return OnTimer(*program, state, now_, ctx);
+    });
+    ProfileTriggers(std::move(before));
+  }
+
+  for (const StoredEvent& ev : events) {
+    batch_.processed_events.push_back(ev.seq);
+    ++p_.stats_.events;
+    json body = ev.body;
+    const std::string type = Text(body, "type");
+    json before = profile_;
+    if (type == kProfileChangedEvent) {
+      // The API changed the profile; journeys with `enter when customer` react.
+      if (!body.contains("before")) continue;  // not made by the daemon: nothing to compare
+      json previous = body["before"];
+      json after = profile_;
+      batch_.timeline.push_back(
+          {0,
+           id,
+           ev.at,
+           "profile",
+           {{"changed", MergePatchDiff(previous.is_object() ? previous : json::object(), after)}}});
+      for (const std::string& journey : catalog_->Ids()) {
+        const dsl::Program* program = catalog_->ForInput(journey, states_[journey].state);
+        if (program == nullptr || !HasCustomerRule(*program)) continue;
+        Run(journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
+          return OnProfileChange(*program, state, previous, now_, ctx);
+        });
+      }
+      ProfileTriggers(std::move(before));
+      continue;
+    }
+    if (!body.contains("properties") || !body["properties"].is_object()) {
+      body["properties"] = json::object();
+    }
+    ResolveHandle(body);
+    json brief = EventBrief(body, ev.at);
+    batch_.timeline.push_back({0, id, ev.at, "event", brief});
+    recent_events_.push_back(brief);
+    for (const std::string& journey : catalog_->Ids()) {
+      const dsl::Program* program = catalog_->ForInput(journey, states_[journey].state);
+      if (program == nullptr) continue;
+      Run(journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
+        return OnEvent(*program, state, body, now_, ctx);
+      });
+    }
+    ProfileTriggers(std::move(before));
+  }
+
+  if (profile_ != original || !profile->has_value()) {
+    batch_.profiles.push_back(
+        {id, profile->has_value() ? MergePatchDiff(original, profile_) : profile_});
+  }
+  for (const std::string& journey : touched_) {
+    Stored& s = states_[journey];
+    batch_.states.push_back({id, journey, s.state, s.version});
+    std::optional<Time> wake = s.state.NextWake();
+    // A wake-up that is already due is taken on the next pass, never in a tight loop.
+    if (wake && *wake <= now_) wake = now_ + Seconds{1};
+    batch_.timers.push_back({id, journey, wake});
+  }
+  for (const DueTimer& t : timers) {
+    // A timer whose state did not change (nothing was due after all) still needs its index
+    // entry moved, or it would be due forever.
+    if (touched_.count(t.journey)) continue;
+    bool stuck = std::any_of(batch_.timers.begin(), batch_.timers.end(), [&](const auto& w) {
+      return w.customer == id && w.journey == t.journey;
+    });
+    if (!stuck) batch_.timers.push_back({id, t.journey, states_[t.journey].state.NextWake()});
+  }
+  return Status::Ok();
+}
+
+CustomerContext Processor::Work::Context(const std::string& journey) {
+  CustomerContext ctx;
+  ctx.profile = profile_;
+  ctx.recent_sends = sends_;
+  for (const auto& [other, s] : states_) {
+    if (other == journey) continue;
+    for (const auto& in : s.state.instances)
+      for (const auto& m : in.held) ctx.recent_sends.push_back({m.channel, m.held_at, true});
+  }
+  ctx.directory = &p_.directory_;
+  ctx.routing = routing_;
+  ctx.public_url = p_.options_.public_url;
+  return ctx;
+}
+
+void Processor::Work::Run(
+    const std::string& journey, const dsl::Program& program,
+    const std::function<Outcome(const JourneyState&, const CustomerContext&)>& call) {
+  Stored& s = states_[journey];
+  if (const Instance* active = s.state.Active()) {
+    at_step_[{journey, active->entry}] = program.step(active->step).id.text;
+  }
+  Outcome out = call(s.state, Context(journey));
+  ++p_.stats_.transitions;
+  bool changed = !out.effects.empty() || out.profile_changed;
+  if (!changed && ToJson(out.state) == ToJson(s.state)) return;
+  s.state = std::move(out.state);
+  touched_.insert(journey);
+  profile_ = std::move(out.profile);
+  for (const auto& [team, n] : out.routing.round_robin) {
+    routing_.round_robin[team] += n;
+    batch_.routing.round_robin[team] += n;
+  }
+  for (const auto& [rep, n] : out.routing.load) {
+    routing_.load[rep] += n;
+    batch_.routing.load[rep] += n;
+  }
+  for (const Effect& e : out.effects) {
+    ++p_.stats_.effects;
+    if (e.kind == Effect::Kind::kSent) {
+      sends_.push_back({e.channel, e.at});
+      batch_.sends.push_back({customer_, {e.channel, e.at}});
+    }
+    Record(e, program);
+  }
+}
+
+void Processor::Work::ProfileTriggers(json before) {
+  for (int round = 0; round < kMaxProfileRounds; ++round) {
+    if (profile_ == before) return;
+    json after = profile_;
+    for (const std::string& journey : catalog_->Ids()) {
+      const dsl::Program* program = catalog_->ForInput(journey, states_[journey].state);
+      if (program == nullptr || !HasCustomerRule(*program)) continue;
+      Run(journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
+        return OnProfileChange(*program, state, before, now_, ctx);
+      });
+    }
+    before = std::move(after);
+  }
+}
+
+void Processor::Work::ResolveHandle(json& event) {
+  const std::string type = Text(event, "type");
+  if (type != "email_opened" && type != "link_clicked") return;
+  json& props = event["properties"];
+  std::string handle;
+  auto message = props.find("message");
+  if (message != props.end()) {
+    if (!message->is_string()) return;
+    handle = message->get<std::string>();  // a message id, or a handle's name
+  } else {
+    handle = Text(props, "handle");
+  }
+  if (handle.empty()) return;
+  const std::string journey = Text(props, "journey");
+  // A real message id is left alone; a handle's name resolves to the latest message under it.
+  for (const auto& [j, s] : states_) {
+    for (const auto& in : s.state.instances)
+      for (const auto& [h, id] : in.handles)
+        if (id == handle) return;
+  }
+  for (const auto& [j, s] : states_) {
+    if (!journey.empty() && j != journey) continue;
+    for (auto in = s.state.instances.rbegin(); in != s.state.instances.rend(); ++in) {
+      auto it = in->handles.find(handle);
+      if (it != in->handles.end()) {
+        props["message"] = it->second;
+        return;
+      }
+    }
+  }
+}
+
+json Processor::Work::EventBrief(const json& body, Time at) const {
+  json brief = {{"type", Text(body, "type")}, {"timestamp", FormatTime(at)}};
+  if (body.contains("id") && body["id"].is_string()) brief["id"] = body["id"];
+  brief["properties"] = body.contains("properties") ? body["properties"] : json::object();
+  return brief;
+}
+
+void Processor::Work::Record(const Effect& e, const dsl::Program& program) {
+  const std::string& j = e.journey;
+  auto count = [&](const std::string& name) { batch_.counters.push_back({j, name, 1}); };
+  json data = {{"journey", j}};
+  const Instance* instance = nullptr;
+  for (const auto& in : states_[j].state.instances)
+    if (in.entry == e.entry) instance = &in;
+  if (!e.step.empty()) data["step"] = e.step;
+
+  auto outbox = [&](const std::string& channel, const std::string& recipient, json payload) {
+    OutboxMessage m;
+    m.id = e.message_id;
+    m.customer = customer_;
+    m.journey = j;
+    m.channel = channel;
+    m.recipient = recipient;
+    payload["version"] = program.version;
+    payload["entry"] = e.entry;
+    payload["step"] = e.step;
+    m.payload = std::move(payload);
+    m.created_at = now_;
+    m.not_before = now_;
+    batch_.outbox.push_back(std::move(m));
+    ++p_.stats_.messages;
+  };
+
+  switch (e.kind) {
+    case Effect::Kind::kEntered: {
+      data["version"] = e.version;
+      data["holdout"] = e.holdout;
+      at_step_[{j, e.entry}] = "";
+      count("entered");
+      if (e.holdout) count("holdout");
+      break;
+    }
+    case Effect::Kind::kStep: {
+      std::string& at = at_step_[{j, e.entry}];
+      if (!at.empty()) count("step." + at + ".left");
+      at = e.step;
+      count("step." + e.step + ".entered");
+      break;
+    }
+    case Effect::Kind::kExited: {
+      data["reason"] = e.reason;
+      std::string& at = at_step_[{j, e.entry}];
+      if (!at.empty()) count("step." + at + ".left");
+      at.clear();
+      count("exited");
+      break;
+    }
+    case Effect::Kind::kGoal:
+      data["goal"] = e.goal;
+      count("goal." + e.goal);
+      break;
+    case Effect::Kind::kSkipped:
+      data["channel"] = e.channel;
+      data["template"] = e.template_name;
+      data["reason"] = e.reason;
+      count("skipped." + e.reason);
+      break;
+    case Effect::Kind::kHeld:
+      data["channel"] = e.channel;
+      data["template"] = e.template_name;
+      data["message"] = e.message_id;
+      if (e.until) data["until"] = FormatTime(*e.until);
+      count("held." + e.channel);
+      break;
+    case Effect::Kind::kAssigned:
+      data["rep"] = e.rep;
+      data["team"] = e.team;
+      break;
+    case Effect::Kind::kSet:
+      data["attribute"] = e.attribute;
+      data["value"] = e.value;
+      break;
+    case Effect::Kind::kSent: {
+      data["channel"] = e.channel;
+      data["template"] = e.template_name;
+      data["to"] = e.to;
+      data["message"] = e.message_id;
+      if (!e.handle.empty()) data["handle"] = e.handle;
+      count("sent." + e.channel);
+      json payload = {{"template", e.template_name}, {"to", e.to}};
+      if (!e.handle.empty()) payload["handle"] = e.handle;
+      if (instance) payload["entry_event"] = instance->entry_event;
+      json model = e.data;
+      if (e.channel == "email") {
+        auto unsubscribe =
+            UnsubscribeUrl(p_.options_.public_url, e.message_id, p_.options_.tracking_secret);
+        if (unsubscribe.ok()) {
+          model["links"]["unsubscribe"] = *unsubscribe;
+          payload["list_unsubscribe"] = *unsubscribe;
+        }
+        auto rendered = catalog_->Render("email", e.template_name, model);
+        if (!rendered.ok()) {
+          payload["render_error"] = rendered.error().message;
+        } else {
+          auto rewritten = RewriteEmail(rendered->body, e.message_id, p_.options_.public_url,
+                                        p_.options_.tracking_secret);
+          payload["subject"] = rendered->subject;
+          data["subject"] = rendered->subject;
+          if (rewritten.ok()) {
+            payload["html"] = rewritten->html;
+            payload["links"] = rewritten->links;
+          } else {
+            payload["html"] = rendered->body;
+            payload["links"] = json::array();
+          }
+        }
+      } else {
+        auto rendered = catalog_->Render(e.channel, e.template_name, model);
+        if (rendered.ok()) {
+          payload["text"] = rendered->body;
+        } else {
+          payload["render_error"] = rendered.error().message;
+        }
+      }
+      outbox(e.channel, e.to, std::move(payload));
+      break;
+    }
+    case Effect::Kind::kAlert: {
+      data["rep"] = e.rep;
+      data["template"] = e.template_name;
+      data["message"] = e.message_id;
+      count("alerts");
+      const Rep* rep = p_.directory_.FindRep(e.rep);
+      json payload = {{"rep", e.rep}, {"template", e.template_name}};
+      payload["via"] = rep ? rep->alert_via : "email";
+      auto rendered = catalog_->Render("alert", e.template_name, e.data);
+      if (rendered.ok()) {
+        payload["text"] = rendered->body;
+      } else {
+        payload["render_error"] = rendered.error().message;
+      }
+      // The customer's context, so the rep can act without opening anything.
+      json flat = FlattenProfile(profile_);
+      std::string name = Text(flat, "name");
+      if (name.empty()) {
+        name = Text(flat, "first_name");
+        std::string last = Text(flat, "last_name");
+        if (!last.empty()) name += (name.empty() ? "" : " ") + last;
+      }
+      json context = {{"customer_id", customer_},
+                      {"name", name},
+                      {"email", Text(profile_, "email")},
+                      {"phone", Text(profile_, "phone")},
+                      {"journey", {{"id", program.id}, {"title", program.title}}},
+                      {"step", e.step}};
+      // This batch's events, then the stored ones before them.
+      std::vector<json> events = recent_events_;
+      if (static_cast<int>(events.size()) < kAlertEvents) {
+        auto timeline = p_.store_.Timeline(customer_, 50);
+        if (timeline.ok()) {
+          std::vector<json> older;
+          for (auto it = timeline->rbegin(); it != timeline->rend(); ++it)
+            if (it->kind == "event") older.push_back(it->data);
+          events.insert(events.begin(), older.begin(), older.end());
+        }
+      }
+      json last = json::array();
+      for (auto it = events.rbegin();
+           it != events.rend() && static_cast<int>(last.size()) < kAlertEvents; ++it) {
+        last.push_back(*it);
+      }
+      context["last_events"] = std::move(last);
+      payload["context"] = std::move(context);
+      payload["subject"] = program.title + ": " + (name.empty() ? customer_ : name);
+      outbox("alert", e.rep, std::move(payload));
+      break;
+    }
+    case Effect::Kind::kWebhook: {
+      data["name"] = e.name;
+      data["message"] = e.message_id;
+      count("webhooks");
+      json body = {{"id", e.message_id},
+                   {"type", "journey.webhook"},
+                   {"webhook", e.name},
+                   {"step", e.step},
+                   {"timestamp", FormatTime(e.at)}};
+      for (const auto& [key, value] : e.value.items()) body[key] = value;
+      outbox("webhook", e.name, {{"name", e.name}, {"body", std::move(body)}});
+      break;
+    }
+  }
+  batch_.timeline.push_back({0, customer_, e.at, Effect::KindName(e.kind), std::move(data)});
+}
+
+Processor::Processor(Store& store, const Clock& clock, const JourneyRegistry& registry,
+                     const Directory& directory, ProcessorOptions options)
+    : store_(store),
+      clock_(clock),
+      registry_(registry),
+      directory_(directory),
+      options_(std::move(options)) {}
+
+Result<int> Processor::RunOnce() {
+  const Time now = clock_.Now();
+  const int limit = std::max(options_.batch, 1);
+  auto due = store_.DueCustomers(now, limit);
+  if (!due.ok()) return due.error();
+  auto inbox = store_.InboxCustomers(limit);
+  if (!inbox.ok()) return inbox.error();
+  if (due->empty() && inbox->empty()) return 0;
+
+  // The customers of this batch, in the order first seen, at most `limit`.
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<DueTimer>> timers;
+  std::set<std::string> with_events;
+  for (const DueTimer& t : *due) {
+    if (!timers.count(t.customer)) {
+      if (static_cast<int>(order.size()) >= limit) break;
+      order.push_back(t.customer);
+    }
+    timers[t.customer].push_back(t);
+  }
+  for (const std::string& c : *inbox) {
+    if (!timers.count(c)) {
+      if (static_cast<int>(order.size()) >= limit) break;
+      order.push_back(c);
+      timers[c];
+    }
+    with_events.insert(c);
+  }
+
+  auto routing = store_.GetRouting();
+  if (!routing.ok()) return routing.error();
+  Work work(*this, registry_.Snapshot(), now, std::move(*routing));
+  for (const std::string& c : order) {
+    std::vector<StoredEvent> events;
+    if (with_events.count(c)) {
+      auto pending = store_.PendingEvents(c, options_.events_per_customer);
+      if (!pending.ok()) return pending.error();
+      events = std::move(*pending);
+    }
+    if (Status s = work.Customer(c, timers[c], events); !s.ok()) return s.error();
+  }
+
+  auto started = std::chrono::steady_clock::now();
+  Status committed = store_.Commit(work.batch());
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count();
+  if (!committed.ok()) {
+    ++stats_.commit_failures;
+    return committed.error();
+  }
+  stats_.commit_micros += micros;
+  ++stats_.batches;
+  stats_.customers += static_cast<int64_t>(order.size());
+  return static_cast<int>(order.size());
+}
+
+}  // namespace itinera::orch

@@ -1,0 +1,86 @@
+// The processor: advances customers with the pure engine and commits what it decided.
+//
+// One RunOnce takes up to `batch` customers that have unprocessed events or due timers, advances
+// each of them through every journey (due timers first, then events oldest first, then the
+// journeys that react to profile changes), and writes everything — profile patches, journey
+// states with their versions, wake-up times, processed events, the rendered outbox messages,
+// sends for frequency caps, routing counters, the 360 timeline and journey counters — in ONE
+// Commit (group commit: one fsync for many transitions; the state change and the messages it
+// causes commit together). Nothing is sent here; the Dispatcher reads the outbox.
+//
+// Emails are rendered and rewritten for tracking at this point, so the message that goes out
+// after a crash is byte-for-byte the one committed. The tracking secret signs open, click and
+// unsubscribe links (orchestrator/tracking.h).
+//
+// One Processor per store; RunOnce is not re-entrant (per-customer processing is serial because
+// one thread advances everyone). If Commit fails nothing is lost: the events stay in the inbox
+// and the timers stay due, and the next RunOnce starts over from the store.
+#ifndef ITINERA_ORCHESTRATOR_PROCESSOR_H_
+#define ITINERA_ORCHESTRATOR_PROCESSOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "orchestrator/clock.h"
+#include "orchestrator/directory.h"
+#include "orchestrator/journey_registry.h"
+#include "orchestrator/store.h"
+#include "util/result.h"
+
+namespace itinera::orch {
+
+// The event type the daemon appends when a profile changes through the API; `before` carries
+// the profile before the change. Types starting with '$' are refused from outside.
+inline constexpr const char* kProfileChangedEvent = "$profile";
+
+struct ProcessorOptions {
+  int batch = 500;                // customers per commit
+  int events_per_customer = 100;  // events of one customer per RunOnce
+  std::string public_url = "http://127.0.0.1:8080";
+  std::string tracking_secret;  // required: signs tracking and unsubscribe links
+};
+
+// Running totals, for /metrics.
+struct ProcessorStats {
+  std::atomic<int64_t> batches{0};
+  std::atomic<int64_t> customers{0};
+  std::atomic<int64_t> events{0};
+  std::atomic<int64_t> timers{0};
+  std::atomic<int64_t> transitions{0};  // engine calls
+  std::atomic<int64_t> effects{0};
+  std::atomic<int64_t> messages{0};  // outbox messages written
+  std::atomic<int64_t> commit_failures{0};
+  std::atomic<int64_t> commit_micros{0};
+};
+
+class Processor {
+ public:
+  Processor(Store& store, const Clock& clock, const JourneyRegistry& registry,
+            const Directory& directory, ProcessorOptions options);
+
+  // Advances what is due now. Returns how many customers were advanced (0: nothing to do).
+  Result<int> RunOnce();
+
+  const ProcessorStats& stats() const { return stats_; }
+
+ private:
+  class Work;
+
+  Store& store_;
+  const Clock& clock_;
+  const JourneyRegistry& registry_;
+  const Directory& directory_;
+  const ProcessorOptions options_;
+  ProcessorStats stats_;
+};
+
+// An RFC 7396 merge patch that turns `before` into `after` (objects are diffed key by key;
+// arrays and scalars are replaced whole; removed keys become null).
+nlohmann::json MergePatchDiff(const nlohmann::json& before, const nlohmann::json& after);
+
+}  // namespace itinera::orch
+
+#endif  // ITINERA_ORCHESTRATOR_PROCESSOR_H_

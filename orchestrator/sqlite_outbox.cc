@@ -1,0 +1,248 @@
+// The SqliteStore's outbox (claims, leases, outcomes), the 360-view timeline, the per-journey
+// counters and the journey versions. The rest of the store is in sqlite_store.cc.
+#include <map>
+#include <vector>
+
+#include "orchestrator/sqlite_internal.h"
+#include "orchestrator/sqlite_store.h"
+
+namespace itinera::orch {
+
+using sqlite_internal::FromSecs;
+using sqlite_internal::Limit;
+using sqlite_internal::ParseJson;
+using sqlite_internal::Query;
+using sqlite_internal::Secs;
+
+// ---- outbox ----
+
+namespace {
+
+Result<OutboxMessage> ReadOutboxRow(Query& q) {
+  OutboxMessage m;
+  m.id = q.Text(0);
+  m.customer = q.Text(1);
+  m.journey = q.Text(2);
+  m.channel = q.Text(3);
+  m.recipient = q.Text(4);
+  auto payload = ParseJson(q.Text(5));
+  if (!payload.ok()) return payload.error();
+  m.payload = std::move(*payload);
+  auto status = ParseMessageStatus(q.Text(6));
+  if (!status) return Error{"corrupt", "unknown message status " + q.Text(6)};
+  m.status = *status;
+  m.created_at = FromSecs(q.Int(7));
+  m.not_before = FromSecs(q.Int(8));
+  m.attempts = q.Int(9);
+  m.last_error = q.Text(10);
+  if (!q.IsNull(11)) m.sent_at = FromSecs(q.Int(11));
+  return m;
+}
+
+}  // namespace
+
+Result<std::optional<OutboxMessage>> SqliteStore::ReadMessage(const std::string& id) {
+  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS "FROM outbox WHERE id = ?");
+  int rc = q.Bind(id).Step();
+  if (rc == SQLITE_DONE) return std::optional<OutboxMessage>();
+  if (rc != SQLITE_ROW) return StorageError("read message");
+  auto m = ReadOutboxRow(q);
+  if (!m.ok()) return m.error();
+  return std::optional<OutboxMessage>(std::move(*m));
+}
+
+Result<std::optional<OutboxMessage>> SqliteStore::GetMessage(const std::string& id) {
+  std::lock_guard lock(mu_);
+  return ReadMessage(id);
+}
+
+Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Seconds lease,
+                                                         const std::string& channel) {
+  std::lock_guard lock(mu_);
+  std::vector<OutboxMessage> out;
+  Status s = Transaction([&]() -> Status {
+    auto read = [&](Query& q) -> Status {
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) {
+        auto m = ReadOutboxRow(q);
+        if (!m.ok()) return m.error();
+        out.push_back(std::move(*m));
+      }
+      if (rc != SQLITE_DONE) return StorageError("read due messages");
+      return Status::Ok();
+    };
+    if (channel.empty()) {
+      ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
+                     "FROM outbox WHERE status = 'pending' AND not_before <= ? "
+                     "ORDER BY not_before, id LIMIT ?");
+      q.Bind(Secs(now)).Bind(Limit(limit));
+      if (Status r = read(q); !r.ok()) return r;
+    } else {
+      ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
+                     "FROM outbox WHERE status = 'pending' AND channel = ? AND not_before <= ? "
+                     "ORDER BY not_before, id LIMIT ?");
+      q.Bind(channel).Bind(Secs(now)).Bind(Limit(limit));
+      if (Status r = read(q); !r.ok()) return r;
+    }
+    for (OutboxMessage& m : out) {
+      m.attempts += 1;
+      m.not_before = now + lease;
+      ITINERA_SQL(q, "UPDATE outbox SET attempts = ?, not_before = ? WHERE id = ?");
+      if (q.Bind(m.attempts).Bind(Secs(m.not_before)).Bind(m.id).Step() != SQLITE_DONE) {
+        return StorageError("claim message");
+      }
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s.error();
+  return out;
+}
+
+Status SqliteStore::MarkSent(const std::string& id, Time at) {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q, "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?");
+  if (q.Bind(Secs(at)).Bind(id).Step() != SQLITE_DONE) return StorageError("mark sent");
+  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
+  return Status::Ok();
+}
+
+Status SqliteStore::MarkRetry(const std::string& id, Time at, const std::string& error) {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q,
+              "UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?");
+  if (q.Bind(Secs(at)).Bind(error).Bind(id).Step() != SQLITE_DONE) {
+    return StorageError("mark retry");
+  }
+  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
+  return Status::Ok();
+}
+
+Status SqliteStore::MarkDead(const std::string& id, const std::string& error) {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q, "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?");
+  if (q.Bind(error).Bind(id).Step() != SQLITE_DONE) return StorageError("mark dead");
+  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
+  return Status::Ok();
+}
+
+Status SqliteStore::MarkCancelled(const std::string& id, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q,
+              "UPDATE outbox SET status = 'cancelled', last_error = ? "
+              "WHERE id = ? AND status = 'pending'");
+  if (q.Bind(reason).Bind(id).Step() != SQLITE_DONE) return StorageError("mark cancelled");
+  if (sqlite3_changes(db_) > 0) return Status::Ok();
+  auto existing = ReadMessage(id);  // not pending: decided already, or unknown
+  if (!existing.ok()) return existing.error();
+  if (!existing->has_value()) return Error{"not_found", "message " + id + " not found"};
+  return Status::Ok();
+}
+
+Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus status, int limit) {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
+                 "FROM outbox WHERE status = ? ORDER BY created_at, id LIMIT ?");
+  q.Bind(std::string(MessageStatusName(status))).Bind(Limit(limit));
+  std::vector<OutboxMessage> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    auto m = ReadOutboxRow(q);
+    if (!m.ok()) return m.error();
+    out.push_back(std::move(*m));
+  }
+  if (rc != SQLITE_DONE) return StorageError("list messages");
+  return out;
+}
+
+// ---- timeline and counters ----
+
+Result<std::vector<TimelineEntry>> SqliteStore::Timeline(const std::string& customer, int limit) {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q,
+              "SELECT seq, at, kind, data FROM timeline WHERE customer = ? "
+              "ORDER BY at DESC, seq DESC LIMIT ?");
+  q.Bind(customer).Bind(Limit(limit));
+  std::vector<TimelineEntry> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    auto data = ParseJson(q.Text(3));
+    if (!data.ok()) return data.error();
+    out.push_back({q.Int(0), customer, FromSecs(q.Int(1)), q.Text(2), std::move(*data)});
+  }
+  if (rc != SQLITE_DONE) return StorageError("read timeline");
+  return out;
+}
+
+Result<std::map<std::string, int64_t>> SqliteStore::JourneyCounters(const std::string& journey) {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q, "SELECT name, value FROM counters WHERE journey = ?");
+  q.Bind(journey);
+  std::map<std::string, int64_t> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out[q.Text(0)] = q.Int(1);
+  if (rc != SQLITE_DONE) return StorageError("read counters");
+  return out;
+}
+
+Result<std::map<std::string, int64_t>> SqliteStore::MessageCounts(const std::string& journey) {
+  std::lock_guard lock(mu_);
+  // Two statements rather than "journey = ? OR ? = ''", so the per-journey one can use the
+  // outbox_journey index.
+  const char* sql = journey.empty()
+                        ? "SELECT channel, status, COUNT(*) FROM outbox GROUP BY channel, status"
+                        : "SELECT channel, status, COUNT(*) FROM outbox WHERE journey = ? "
+                          "GROUP BY channel, status";
+  ITINERA_SQL(q, sql);
+  if (!journey.empty()) q.Bind(journey);
+  std::map<std::string, int64_t> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out[q.Text(0) + "." + q.Text(1)] = q.Int(2);
+  if (rc != SQLITE_DONE) return StorageError("count messages");
+  return out;
+}
+
+// ---- journey versions ----
+
+Status SqliteStore::SaveJourneyVersion(const JourneyVersion& v) {
+  if (v.journey.empty()) return Error{"invalid_argument", "a journey version without a journey"};
+  std::lock_guard lock(mu_);
+  return Transaction([&]() -> Status {
+    {
+      ITINERA_SQL(q, "SELECT fingerprint FROM journey_versions WHERE journey = ? AND version = ?");
+      int rc = q.Bind(v.journey).Bind(v.version).Step();
+      if (rc == SQLITE_ROW) {
+        if (q.Text(0) == v.fingerprint) return Status::Ok();
+        return Error{"conflict", "journey " + v.journey + " version " + std::to_string(v.version) +
+                                     " was loaded before with other content"};
+      }
+      if (rc != SQLITE_DONE) return StorageError("read journey version");
+    }
+    ITINERA_SQL(q,
+                "INSERT INTO journey_versions (journey, version, fingerprint, file, source, "
+                "loaded_at) VALUES (?, ?, ?, ?, ?, ?)");
+    q.Bind(v.journey).Bind(v.version).Bind(v.fingerprint).Bind(v.file).Bind(v.source);
+    if (q.Bind(Secs(v.loaded_at)).Step() != SQLITE_DONE) {
+      return StorageError("write journey version");
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<JourneyVersion>> SqliteStore::ListJourneyVersions() {
+  std::lock_guard lock(mu_);
+  ITINERA_SQL(q,
+              "SELECT journey, version, fingerprint, file, source, loaded_at FROM journey_versions "
+              "ORDER BY journey, version");
+  std::vector<JourneyVersion> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    out.push_back({q.Text(0), q.Int(1), q.Text(2), q.Text(3), q.Text(4), FromSecs(q.Int(5))});
+  }
+  if (rc != SQLITE_DONE) return StorageError("list journey versions");
+  return out;
+}
+
+#undef ITINERA_SQL
+#undef ITINERA_OUTBOX_COLUMNS
+
+}  // namespace itinera::orch

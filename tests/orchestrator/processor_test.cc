@@ -1,0 +1,260 @@
+#include "orchestrator/processor.h"
+
+#include <gtest/gtest.h>
+
+#include "daemon_fixture.h"
+#include "orchestrator/tracking.h"
+
+namespace itinera::orch {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonFixture;
+using testing::T;
+
+constexpr char kOffer[] = R"(  enter when event "form_submitted"
+  step offer {
+    assign owner from team "sales" by round_robin
+    send email "hello" as offer
+    then wait_open
+  }
+  step wait_open {
+    wait up to 1h for event "email_opened" where event.message == offer
+    when received then hot
+    when timed_out then again
+  }
+  step hot {
+    alert owner "hot"
+    webhook "crm"
+    then done
+  }
+  step again {
+    send email "again"
+    then done
+  }
+  step done {
+    exit
+  }
+)";
+
+class ProcessorTest : public DaemonFixture {
+ protected:
+  void SetUp() override {
+    DaemonFixture::SetUp();
+    Journey("lead", 1, kOffer);
+    StartRegistry();
+    Profile("c-1", {{"email", "jana@example.com"},
+                    {"attributes", {{"first_name", "Jana"}}},
+                    {"consent", {{"email", true}}}});
+  }
+};
+
+TEST_F(ProcessorTest, AnEventEntersAndTheRenderedEmailCommitsWithTheState) {
+  Event("c-1", "form_submitted");
+  EXPECT_EQ(Drain(), 1);
+  auto pending = Pending();
+  ASSERT_EQ(pending.size(), 1u);
+  const OutboxMessage& m = pending[0];
+  EXPECT_EQ(m.channel, "email");
+  EXPECT_EQ(m.recipient, "jana@example.com");
+  EXPECT_EQ(m.payload["subject"], "Hello Jana");
+  EXPECT_EQ(m.payload["handle"], "offer");
+  // Links point at the click tracker; the original URL is stored for the redirect.
+  std::string html = m.payload["html"];
+  EXPECT_NE(html.find("https://t.example/t/c/"), std::string::npos) << html;
+  EXPECT_NE(html.find("https://t.example/t/o/"), std::string::npos) << html;
+  EXPECT_EQ(html.find("dealer.example/offer"), std::string::npos) << html;
+  EXPECT_EQ(m.payload["links"], json::array({"https://dealer.example/offer?x=1&y=2"}));
+  std::string unsubscribe = m.payload["list_unsubscribe"];
+  ASSERT_EQ(unsubscribe.rfind("https://t.example/u/", 0), 0u);
+  auto token = VerifyToken(unsubscribe.substr(20), "test-secret", TrackingKind::kUnsubscribe);
+  ASSERT_TRUE(token.has_value());
+  EXPECT_EQ(token->message_id, m.id);
+
+  EXPECT_TRUE(store_.PendingEvents("c-1", 10)->empty());
+  auto state = store_.GetState("c-1", "lead");
+  ASSERT_TRUE(state.ok() && state->has_value());
+  EXPECT_EQ((*state)->state.instances.at(0).status, InstanceStatus::kWaiting);
+  EXPECT_EQ(Counter("lead", "entered"), 1);
+  EXPECT_EQ(Counter("lead", "step.offer.entered"), 1);
+  EXPECT_EQ(Counter("lead", "step.offer.left"), 1);
+  EXPECT_EQ(Counter("lead", "step.wait_open.entered"), 1);
+  EXPECT_EQ(Counter("lead", "sent.email"), 1);
+  auto profile = store_.GetProfile("c-1");
+  EXPECT_EQ((**profile)["owner"], "rep_anna");
+  auto timeline = store_.Timeline("c-1", 100);
+  ASSERT_TRUE(timeline.ok());
+  bool event = false, sent = false;
+  for (const auto& t : *timeline) {
+    if (t.kind == "event" && t.data["type"] == "form_submitted") event = true;
+    if (t.kind == "sent" && t.data["message"] == m.id && t.data["subject"] == "Hello Jana") {
+      sent = true;
+    }
+  }
+  EXPECT_TRUE(event);
+  EXPECT_TRUE(sent);
+}
+
+TEST_F(ProcessorTest, DueTimersWakeFromTheIndexAndNothingRunsEarly) {
+  Event("c-1", "form_submitted");
+  Drain();
+  clock_.Set(T(3599));
+  EXPECT_EQ(Drain(), 0);
+  clock_.Set(T(3600));
+  EXPECT_EQ(Drain(), 1);
+  auto pending = Pending();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(Counter("lead", "step.again.entered"), 1);
+  EXPECT_EQ(Counter("lead", "exited"), 1);
+  EXPECT_TRUE(store_.DueCustomers(T(100000), 10)->empty());
+}
+
+TEST_F(ProcessorTest, AnOpenNamingTheHandleResolvesToTheMessage) {
+  Event("c-1", "form_submitted");
+  Drain();
+  clock_.Advance(Seconds{60});
+  Event("c-1", "email_opened", {{"handle", "offer"}});
+  Drain();
+  EXPECT_EQ(Counter("lead", "step.hot.entered"), 1);
+  auto pending = Pending();
+  ASSERT_EQ(pending.size(), 3u);  // the offer, the alert, the webhook
+  bool alert = false, webhook = false;
+  for (const auto& m : pending) {
+    if (m.channel == "alert") {
+      alert = true;
+      EXPECT_EQ(m.recipient, "rep_anna");
+      EXPECT_EQ(m.payload["text"], "Jana opened the offer");
+      EXPECT_EQ(m.payload["context"]["email"], "jana@example.com");
+      EXPECT_EQ(m.payload["context"]["last_events"].at(0)["type"], "email_opened");
+      EXPECT_EQ(m.payload["context"]["last_events"].at(1)["type"], "form_submitted");
+    }
+    if (m.channel == "webhook") {
+      webhook = true;
+      EXPECT_EQ(m.payload["name"], "crm");
+      EXPECT_EQ(m.payload["body"]["customer"]["id"], "c-1");
+      EXPECT_EQ(m.payload["body"]["journey"]["id"], "lead");
+    }
+  }
+  EXPECT_TRUE(alert);
+  EXPECT_TRUE(webhook);
+}
+
+TEST_F(ProcessorTest, ManyCustomersShareOneCommit) {
+  for (int i = 2; i <= 40; ++i) Event("c-" + std::to_string(i), "form_submitted");
+  Event("c-1", "form_submitted");
+  EXPECT_EQ(Drain(), 40);
+  EXPECT_EQ(processor_->stats().batches.load(), 1);
+  EXPECT_EQ(Counter("lead", "entered"), 40);
+}
+
+TEST_F(ProcessorTest, AProfileUpdateBetweenReadAndCommitIsKept) {
+  // The engine writes owner; an API upsert of another attribute must survive the commit.
+  EXPECT_EQ(MergePatchDiff({{"a", 1}, {"b", {{"x", 1}, {"y", 2}}}},
+                           {{"a", 1}, {"b", {{"x", 3}}}, {"c", true}}),
+            json({{"b", {{"x", 3}, {"y", nullptr}}}, {"c", true}}));
+  Event("c-1", "form_submitted");
+  Profile("c-1", {{"attributes", {{"city", "Brno"}}}});
+  Drain();
+  auto profile = store_.GetProfile("c-1");
+  EXPECT_EQ((**profile)["owner"], "rep_anna");
+  EXPECT_EQ((**profile)["attributes"]["city"], "Brno");
+}
+
+TEST_F(ProcessorTest, AProfileChangeEntersCustomerRules) {
+  Journey("vip", 1, R"(  enter when customer customer.tier == "gold"
+  step hello {
+    send email "hello"
+    then done
+  }
+  step done {
+    exit
+  }
+)");
+  registry_->Reload();
+  json before = store_.GetProfile("c-1")->value();
+  Profile("c-1", {{"attributes", {{"tier", "gold"}}}});
+  NewEvent e;
+  e.customer = "c-1";
+  e.at = clock_.Now();
+  e.body = {{"customer_id", "c-1"}, {"type", kProfileChangedEvent}, {"before", before}};
+  ASSERT_TRUE(store_.AppendEvents({e}).ok());
+  Drain();
+  EXPECT_EQ(Counter("vip", "entered"), 1);
+  EXPECT_EQ(Counter("lead", "entered"), 0);
+}
+
+TEST_F(ProcessorTest, WithoutConsentNothingIsQueued) {
+  Profile("c-1", {{"consent", {{"email", false}}}});
+  Event("c-1", "form_submitted");
+  Drain();
+  EXPECT_TRUE(Pending().empty());
+  EXPECT_EQ(Counter("lead", "skipped.no_consent"), 1);
+}
+
+// ---- versions and reload ----
+
+TEST_F(ProcessorTest, ANewVersionTakesNewEntrantsAndInFlightCustomersStay) {
+  Event("c-1", "form_submitted");
+  Drain();
+  Journey("lead", 2, std::string(kOffer).replace(std::string(kOffer).find("1h"), 2, "2h"));
+  ReloadReport r = registry_->Reload();
+  EXPECT_EQ(r.published, std::vector<std::string>{"lead@2"});
+  Event("c-2", "form_submitted");
+  Drain();
+  EXPECT_EQ((*store_.GetState("c-2", "lead"))->state.instances[0].version, 2);
+  // c-1 times out after 1h on version 1; c-2 waits 2h on version 2.
+  clock_.Set(T(3600));
+  Drain();
+  EXPECT_EQ((*store_.GetState("c-1", "lead"))->state.instances[0].version, 1);
+  EXPECT_EQ((*store_.GetState("c-1", "lead"))->state.instances[0].status, InstanceStatus::kExited);
+  EXPECT_EQ((*store_.GetState("c-2", "lead"))->state.instances[0].status, InstanceStatus::kWaiting);
+
+  // After a restart the version-1 program comes back from the store, not from the file.
+  JourneyRegistry restarted(config_, store_);
+  restarted.Load();
+  auto catalog = restarted.Snapshot();
+  ASSERT_NE(catalog->Find("lead", 1), nullptr);
+  EXPECT_EQ(catalog->Current("lead")->version, 2);
+}
+
+TEST_F(ProcessorTest, AChangedJourneyThatKeepsItsVersionIsRefused) {
+  std::string changed = kOffer;
+  changed.replace(changed.find("1h"), 2, "5h");
+  Journey("lead", 1, changed);
+  ReloadReport r = registry_->Reload();
+  ASSERT_EQ(r.refused.size(), 1u);
+  EXPECT_NE(r.refused[0].find("changed but kept version 1"), std::string::npos) << r.refused[0];
+  // The old program keeps taking entrants.
+  EXPECT_NE(registry_->Snapshot()->Current("lead"), nullptr);
+  // And a restart with the changed file refuses it too: the stored version wins.
+  JourneyRegistry restarted(config_, store_);
+  ReloadReport again = restarted.Load();
+  EXPECT_EQ(again.refused.size(), 1u);
+}
+
+TEST_F(ProcessorTest, AFileThatDoesNotCheckIsRefusedAndTheOldOneKeepsRunning) {
+  Write("journeys/lead.journey", "journey lead {\n  version 2\n  step oops {\n");
+  ReloadReport r = registry_->Reload();
+  EXPECT_EQ(r.refused.size(), 1u);
+  EXPECT_GT(r.errors, 0);
+  ASSERT_NE(registry_->Snapshot()->Current("lead"), nullptr);
+  EXPECT_EQ(registry_->Snapshot()->Current("lead")->version, 1);
+}
+
+TEST_F(ProcessorTest, ARemovedJourneyTakesNoNewEntrants) {
+  Event("c-1", "form_submitted");
+  Drain();
+  std::filesystem::remove(dir_.path() / "journeys/lead.journey");
+  ReloadReport r = registry_->Reload();
+  EXPECT_EQ(r.retired, std::vector<std::string>{"lead"});
+  Event("c-2", "form_submitted");
+  Drain();
+  EXPECT_FALSE(store_.GetState("c-2", "lead")->has_value());
+  // c-1 still finishes.
+  clock_.Set(T(3600));
+  Drain();
+  EXPECT_EQ((*store_.GetState("c-1", "lead"))->state.instances[0].status, InstanceStatus::kExited);
+}
+
+}  // namespace
+}  // namespace itinera::orch
