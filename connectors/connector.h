@@ -14,6 +14,7 @@
 
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +51,7 @@ struct Delivery {
   Outcome outcome = kSent;
   std::string provider_id;  // what the provider calls it (queue id, file name, Message-ID)
   std::string error;        // for people; empty when kSent
+  std::optional<Seconds> retry_after;  // kTransient: the provider asked us to wait this long
 };
 
 class Connector {

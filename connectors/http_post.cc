@@ -246,7 +246,9 @@ HttpResponse HttpPoster::Post(const HttpRequest& request) {
 }
 
 Delivery ToDelivery(const HttpResponse& response, std::string provider_id) {
-  if (response.outcome != Delivery::kSent) return {response.outcome, "", response.error};
+  if (response.outcome != Delivery::kSent) {
+    return {response.outcome, "", response.error, response.retry_after};
+  }
   return {Delivery::kSent, std::move(provider_id), ""};
 }
 

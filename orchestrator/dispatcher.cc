@@ -347,6 +347,10 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
       }
       ++stats.retried;
       Seconds wait = Backoff(m.attempts);
+      // A provider's Retry-After (429, 503) is honoured when it asks for longer.
+      if (result.retry_after && *result.retry_after > wait) {
+        wait = std::min(*result.retry_after, options_.retry_max);
+      }
       Status s = store_.MarkRetry(m.id, clock_.Now() + wait, result.error);
       LogWarn("send failed; will retry", {{"id", m.id},
                                           {"lane", lane.name},

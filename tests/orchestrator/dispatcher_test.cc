@@ -164,6 +164,17 @@ TEST_F(DispatcherTest, TransientFailuresBackOffWithJitterThenDie) {
   EXPECT_EQ(fake_sms_.sent().size(), 3u);
 }
 
+TEST_F(DispatcherTest, AProvidersRetryAfterIsHonoured) {
+  Event("c-1", "form_submitted");
+  Drain();
+  MakeDispatcher();
+  Delivery busy{Delivery::kTransient, "", "HTTP 429"};
+  busy.retry_after = Seconds{600};  // longer than the backoff's 30-60 s
+  fake_sms_.Script(busy);
+  ASSERT_TRUE(dispatcher_->RunLane("sms").ok());
+  EXPECT_EQ(Message("sms").not_before, T(600));
+}
+
 TEST_F(DispatcherTest, APermanentFailureIsADeadLetterAtOnce) {
   Event("c-1", "form_submitted");
   Drain();
