@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -38,15 +39,18 @@ namespace {
 
 constexpr const char* kSqlitePrefix = "sqlite:";
 
+// The SQLite file a configuration names, resolved against the config's folder; nullopt for
+// stores that are not a file.
+std::optional<std::string> SqliteFile(const Config& config) {
+  const std::string& url = config.store.url;
+  if (url.rfind(kSqlitePrefix, 0) != 0 || url == "sqlite::memory:") return std::nullopt;
+  return config.Resolve(url.substr(std::string(kSqlitePrefix).size()));
+}
+
 // The folder the store lives in (for the generated tracking key): the SQLite file's folder.
 std::string StoreFolder(const Config& config) {
-  const std::string& url = config.store.url;
-  if (url.rfind(kSqlitePrefix, 0) == 0 && url != "sqlite::memory:") {
-    return fs::path(config.Resolve(url.substr(std::string(kSqlitePrefix).size())))
-        .parent_path()
-        .string();
-  }
-  return config.Resolve("var");
+  auto file = SqliteFile(config);
+  return file ? fs::path(*file).parent_path().string() : config.Resolve("var");
 }
 
 Result<std::pair<std::string, int>> SplitListen(const std::string& listen) {
@@ -98,11 +102,8 @@ class Signal {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenConfiguredStore(const Config& config) {
-  const std::string& url = config.store.url;
-  if (url.rfind(kSqlitePrefix, 0) == 0 && url != "sqlite::memory:") {
-    return OpenStore(kSqlitePrefix + config.Resolve(url.substr(std::string(kSqlitePrefix).size())));
-  }
-  return OpenStore(url);
+  auto file = SqliteFile(config);
+  return OpenStore(file ? kSqlitePrefix + *file : config.store.url);
 }
 
 Result<std::string> TrackingSecret(const Config& config) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "orchestrator/engine.h"
+#include "orchestrator/processor.h"
 #include "util/log.h"
 
 namespace itinera::orch {
@@ -13,7 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr Seconds kSendHistory{400 * 86400};
 constexpr auto kIdlePoll = std::chrono::seconds(1);
 
 std::string Text(const json& object, const char* key) {

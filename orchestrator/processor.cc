@@ -15,10 +15,9 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kMaxProfileRounds = 16;         // profile-triggered entries that cascade
-constexpr Seconds kSendHistory{400 * 86400};  // longer than any frequency-cap window
-constexpr Seconds kStuckRetry{60};  // a due timer whose journey cannot run is looked at again
-constexpr int kAlertEvents = 5;     // the last events an alert carries
+constexpr int kMaxProfileRounds = 16;  // profile-triggered entries that cascade
+constexpr Seconds kStuckRetry{60};     // a due timer whose journey cannot run is looked at again
+constexpr int kAlertEvents = 5;        // the last events an alert carries
 
 bool HasCustomerRule(const dsl::Program& p) {
   return std::any_of(p.enter.begin(), p.enter.end(),
@@ -111,6 +110,7 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
   if (!states.ok()) return states.error();
   for (StoredState& s : *states) states_[s.journey] = {std::move(s.state), s.version};
   // Due timers first: a timer and an event at the same second, the timer runs first.
+  std::set<std::string> stuck;  // journeys whose due timer was pushed back: nothing to run it
   for (const DueTimer& t : timers) {
     Stored& s = states_[t.journey];
     const dsl::Program* program = catalog_->ForState(t.journey, s.state);
@@ -118,6 +118,7 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
       LogWarn("a due timer's journey version is not loaded; retrying later",
               {{"customer", id}, {"journey", t.journey}});
       batch_.timers.push_back({id, t.journey, now_ + kStuckRetry});
+      stuck.insert(t.journey);
       continue;
     }
     ++p_.stats_.timers;
@@ -187,11 +188,8 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
   for (const DueTimer& t : timers) {
     // A timer whose state did not change (nothing was due after all) still needs its index
     // entry moved, or it would be due forever.
-    if (touched_.count(t.journey)) continue;
-    bool stuck = std::any_of(batch_.timers.begin(), batch_.timers.end(), [&](const auto& w) {
-      return w.customer == id && w.journey == t.journey;
-    });
-    if (!stuck) batch_.timers.push_back({id, t.journey, states_[t.journey].state.NextWake()});
+    if (touched_.count(t.journey) || stuck.count(t.journey)) continue;
+    batch_.timers.push_back({id, t.journey, states_[t.journey].state.NextWake()});
   }
   return Status::Ok();
 }
@@ -221,6 +219,9 @@ void Processor::Work::Run(
   Outcome out = call(s.state, Context(journey));
   ++p_.stats_.transitions;
   bool changed = !out.effects.empty() || out.profile_changed;
+  // Most journeys have nothing to do with most events: an empty state that stayed empty is
+  // settled without serialising anything (this runs for every journey on every event).
+  if (!changed && s.state.instances.empty() && out.state.instances.empty()) return;
   if (!changed && ToJson(out.state) == ToJson(s.state)) return;
   s.state = std::move(out.state);
   touched_.insert(journey);

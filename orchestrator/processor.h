@@ -36,6 +36,9 @@ namespace itinera::orch {
 // the profile before the change. Types starting with '$' are refused from outside.
 inline constexpr const char* kProfileChangedEvent = "$profile";
 
+// How far back a customer's sends are read for frequency caps: longer than any cap window.
+inline constexpr Seconds kSendHistory{400 * 86400};
+
 struct ProcessorOptions {
   int batch = 500;                // customers per commit
   int events_per_customer = 100;  // events of one customer per RunOnce

@@ -153,9 +153,12 @@ TEST_F(DispatcherTest, TransientFailuresBackOffWithJitterThenDie) {
   ASSERT_TRUE(dispatcher_->RunLane("sms").ok());
   EXPECT_EQ(*dispatcher_->RunLane("sms"), 0);  // not due yet
   clock_.Set(m.not_before);
+  const Time second_attempt = m.not_before;
   ASSERT_TRUE(dispatcher_->RunLane("sms").ok());
   m = Message("sms");
-  EXPECT_GE(m.not_before, m.not_before);
+  // The second retry waits half to all of twice retry_initial (120 s).
+  EXPECT_GE(m.not_before, second_attempt + Seconds{60});
+  EXPECT_LE(m.not_before, second_attempt + Seconds{120});
   clock_.Set(T(100000));
   ASSERT_TRUE(dispatcher_->RunLane("sms").ok());
   m = Message("sms");
