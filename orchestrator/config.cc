@@ -198,6 +198,15 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
        [&](const toml::table& t) {
          TableReader r(t, "store", source_name);
          r.String("url", config.store.url);
+         r.Int("pool", config.store.pool);
+         r.RejectUnknown();
+         return r.error();
+       }},
+      {"cluster",
+       [&](const toml::table& t) {
+         TableReader r(t, "cluster", source_name);
+         r.String("node", config.cluster.node);
+         r.String("lease", config.cluster.lease);
          r.RejectUnknown();
          return r.error();
        }},
@@ -292,6 +301,14 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
                                  " must be a duration such as \"30s\" or \"5m\", not \"" + *key +
                                  "\""};
     }
+  }
+  if (config.store.pool < 1 || config.store.pool > 200) {
+    return Error{"config", source_name + ": [store] pool must be between 1 and 200"};
+  }
+  if (auto d = ParseDuration(config.cluster.lease); !d || d->count() < 2) {
+    return Error{"config", source_name +
+                               ": [cluster] lease must be a duration of at least \"2s\", not \"" +
+                               config.cluster.lease + "\""};
   }
   if (config.server.max_body_bytes <= 0) {
     return Error{"config", source_name + ": [server] max_body_bytes must be positive"};

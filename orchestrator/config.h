@@ -26,7 +26,13 @@ struct Config {
   } server;
   struct Store {
     std::string url = "sqlite:var/itinera.db";
+    int64_t pool = 8;  // PostgreSQL: connections shared by the daemon's threads
   } store;
+  // Several daemons on one PostgreSQL database (orchestrator/partitions.h). Ignored on SQLite.
+  struct Cluster {
+    std::string node;           // this daemon's id; empty: "<hostname>-<pid>"
+    std::string lease = "15s";  // partitions of a daemon that stops renewing move after this
+  } cluster;
   struct Paths {
     std::string journeys = "journeys";
     std::string templates = "templates";

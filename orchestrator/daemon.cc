@@ -22,6 +22,7 @@
 #include "connectors/webhook.h"
 #include "orchestrator/api_server.h"
 #include "orchestrator/clock.h"
+#include "orchestrator/cluster.h"
 #include "orchestrator/dispatcher.h"
 #include "orchestrator/ingest.h"
 #include "orchestrator/journey_registry.h"
@@ -51,6 +52,16 @@ std::optional<std::string> SqliteFile(const Config& config) {
 std::string StoreFolder(const Config& config) {
   auto file = SqliteFile(config);
   return file ? fs::path(*file).parent_path().string() : config.Resolve("var");
+}
+
+// The URL with any password replaced by "***", for logs.
+std::string RedactUrl(const std::string& url) {
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return url;
+  auto colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
 
 Result<std::pair<std::string, int>> SplitListen(const std::string& listen) {
@@ -103,7 +114,9 @@ class Signal {
 
 Result<std::unique_ptr<Store>> OpenConfiguredStore(const Config& config) {
   auto file = SqliteFile(config);
-  return OpenStore(file ? kSqlitePrefix + *file : config.store.url);
+  StoreOptions options;
+  options.pool = static_cast<int>(config.store.pool);
+  return OpenStore(file ? kSqlitePrefix + *file : config.store.url, options);
 }
 
 Result<std::string> TrackingSecret(const Config& config) {
@@ -203,12 +216,30 @@ int RunDaemon(const Config& config) {
     return 1;
   }
   auto store_result = OpenConfiguredStore(config);
+  // A database server that is still starting (or restarting) is waited for, up to a minute.
+  for (int attempt = 1; !store_result.ok() && store_result.error().code == "storage" &&
+                        IsPostgresUrl(config.store.url) && attempt <= 12;
+       ++attempt) {
+    LogWarn("cannot reach the database; retrying",
+            {{"error", store_result.error().message}, {"attempt", attempt}});
+    std::this_thread::sleep_for(std::chrono::seconds(std::min(attempt, 5)));
+    store_result = OpenConfiguredStore(config);
+  }
   if (!store_result.ok()) {
     LogError("cannot open the store",
-             {{"url", config.store.url}, {"error", store_result.error().message}});
+             {{"url", RedactUrl(config.store.url)}, {"error", store_result.error().message}});
     return 1;
   }
   std::unique_ptr<Store> store = std::move(*store_result);
+  if (store->Shared() && config.server.tracking_secret.empty()) {
+    // A generated key lives beside one daemon; every daemon on a shared store must sign and
+    // check tracking links with the same secret.
+    LogError("cannot start",
+             {{"error",
+               "[server] tracking_secret is required with a shared store (PostgreSQL): "
+               "every daemon must sign tracking links with the same secret"}});
+    return 1;
+  }
   auto secret = TrackingSecret(config);
   if (!secret.ok()) {
     LogError("cannot start", {{"error", secret.error().message}});
@@ -237,6 +268,14 @@ int RunDaemon(const Config& config) {
   popts.batch = static_cast<int>(config.delivery.batch);
   popts.public_url = config.server.public_url;
   popts.tracking_secret = *secret;
+  // On a shared store this daemon advances only the partitions it holds a lease on.
+  std::unique_ptr<ClusterMember> member;
+  if (store->Shared()) {
+    member = std::make_unique<ClusterMember>(*store, ClusterMember::NodeId(config.cluster.node),
+                                             DurationOr(config.cluster.lease, Seconds{15}),
+                                             [&work] { work.Notify(); });
+    popts.ownership = [&member] { return member->Current(); };
+  }
   Processor processor(*store, clock, registry, config.directory, popts);
 
   DispatcherOptions dopts;
@@ -318,12 +357,21 @@ int RunDaemon(const Config& config) {
     return 1;
   }
 
+  if (member) member->Start();
   std::thread processor_thread([&] {
     uint64_t seen = 0;
     int failures = 0;
     while (!stopping) {
       seen = work.count();
       Result<int> advanced = processor.RunOnce();
+      if (!advanced.ok() && advanced.error().code == "lease_lost") {
+        // Another daemon took over a partition of this batch; it advances those customers now.
+        LogInfo("a partition moved to another daemon; batch left to it",
+                {{"error", advanced.error().message}});
+        if (member) member->RenewSoon();
+        work.Wait(seen, std::chrono::milliseconds(200), stopping);
+        continue;
+      }
       if (!advanced.ok()) {
         ++failures;
         LogError("processing failed; nothing was committed, retrying",
@@ -348,6 +396,11 @@ int RunDaemon(const Config& config) {
   metrics.Gauge("itinera_journeys_loaded", "Journeys loaded (any version).").SetCallback([&] {
     return static_cast<double>(registry.Snapshot()->Ids().size());
   });
+  metrics.Gauge("itinera_partitions_held", "Customer partitions this daemon advances.")
+      .SetCallback([&] {
+        if (!member) return static_cast<double>(kPartitionCount);
+        return static_cast<double>(member->Current().epochs.size());
+      });
 
   auto publish = [&] {
     const ProcessorStats& ps = processor.stats();
@@ -363,6 +416,14 @@ int RunDaemon(const Config& config) {
                ps.commit_failures);
     sync.Total("itinera_ingest_commits_total", "Group commits of accepted events.", {},
                ingest.commits());
+    if (member) {
+      sync.Total("itinera_lease_renewals_total", "Partition lease renewals.", {},
+                 member->renewals());
+      sync.Total("itinera_lease_renew_failures_total", "Partition lease renewals that failed.", {},
+                 member->renew_failures());
+      sync.Total("itinera_event_announcements_total", "Announcements of new events heard.", {},
+                 member->announcements());
+    }
     for (const std::string& lane : Dispatcher::Lanes()) {
       const LaneStats& ls = dispatcher.stats(lane);
       const char* help = "Outbox messages by lane and outcome.";
@@ -409,7 +470,8 @@ int RunDaemon(const Config& config) {
   signals.async_wait(on_signal);
 
   LogInfo("itinera serve started", {{"listen", aopts.host + ":" + std::to_string(api.port())},
-                                    {"store", config.store.url},
+                                    {"node", member ? member->node() : std::string()},
+                                    {"store", RedactUrl(config.store.url)},
                                     {"email", config.email.connector},
                                     {"sms", config.sms.connector},
                                     {"public_url", config.server.public_url}});
@@ -419,6 +481,7 @@ int RunDaemon(const Config& config) {
   api.Stop();
   work.Notify();
   processor_thread.join();
+  if (member) member->Stop();  // the others take over these partitions at their next renewal
   dispatcher.Stop();
   publish();
   LogInfo("stopped", {{"customers_advanced", processor.stats().customers.load()},

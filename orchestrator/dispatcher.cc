@@ -182,12 +182,26 @@ Seconds Dispatcher::Backoff(int64_t attempts) {
   return Seconds{std::max<int64_t>(1, static_cast<int64_t>(jitter(rng_)))};
 }
 
+Status Dispatcher::Record(const std::function<Status()>& write) {
+  std::chrono::milliseconds pause(100);
+  for (int attempt = 1;; ++attempt) {
+    Status s = write();
+    if (s.ok() || s.error().code != "storage" || stopping_) return s;
+    if (attempt == 1) {
+      LogWarn("cannot record a delivery outcome; retrying until the store answers",
+              {{"error", s.error().message}});
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+  }
+}
+
 void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
   LaneStats& stats = *lane.stats;
   const Time now = clock_.Now();
   auto dead = [&](const std::string& error) {
     ++stats.dead;
-    Status s = store_.MarkDead(m.id, error);
+    Status s = Record([&] { return store_.MarkDead(m.id, error); });
     LogWarn("message is dead", {{"id", m.id},
                                 {"lane", lane.name},
                                 {"customer", m.customer},
@@ -333,7 +347,7 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
   switch (result.outcome) {
     case Delivery::kSent: {
       ++stats.sent;
-      Status s = store_.MarkSent(m.id, clock_.Now());
+      Status s = Record([&] { return store_.MarkSent(m.id, clock_.Now()); });
       if (!s.ok())
         LogError("cannot record a sent message", {{"id", m.id}, {"error", s.error().message}});
       LogDebug("message sent",
@@ -351,7 +365,7 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
       if (result.retry_after && *result.retry_after > wait) {
         wait = std::min(*result.retry_after, options_.retry_max);
       }
-      Status s = store_.MarkRetry(m.id, clock_.Now() + wait, result.error);
+      Status s = Record([&] { return store_.MarkRetry(m.id, clock_.Now() + wait, result.error); });
       LogWarn("send failed; will retry", {{"id", m.id},
                                           {"lane", lane.name},
                                           {"attempt", m.attempts},

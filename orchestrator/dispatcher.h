@@ -103,6 +103,10 @@ class Dispatcher {
   void Deliver(Lane& lane, const OutboxMessage& message);
   Seconds Backoff(int64_t attempts);
   void Throttle(Lane& lane);
+  // Records the outcome of a send. A "storage" failure (the database is restarting) is retried
+  // until it lands, so a message that went out is not claimed and sent again once its lease
+  // runs out; only a stopping lane gives up (then the send may repeat after the restart).
+  Status Record(const std::function<Status()>& write);
 
   Store& store_;
   const Clock& clock_;

@@ -117,13 +117,15 @@ Result<std::vector<StoredEvent>> MemoryStore::PendingEvents(const std::string& c
   return out;
 }
 
-Result<std::vector<std::string>> MemoryStore::InboxCustomers(int limit) {
+Result<std::vector<std::string>> MemoryStore::InboxCustomers(int limit, const PartitionSet& only) {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
   std::set<std::string> seen;
   for (const auto& [seq, e] : events_) {  // seq order: the longest waiting first
     if (static_cast<int>(out.size()) >= limit) break;
-    if (!e.processed && seen.insert(e.customer).second) out.push_back(e.customer);
+    if (!e.processed && only.ContainsCustomer(e.customer) && seen.insert(e.customer).second) {
+      out.push_back(e.customer);
+    }
   }
   return out;
 }
@@ -146,12 +148,13 @@ Result<std::vector<StoredState>> MemoryStore::ListStates(const std::string& cust
   return out;
 }
 
-Result<std::vector<DueTimer>> MemoryStore::DueCustomers(Time now, int limit) {
+Result<std::vector<DueTimer>> MemoryStore::DueCustomers(Time now, int limit,
+                                                        const PartitionSet& only) {
   std::lock_guard lock(mu_);
   std::vector<DueTimer> out;
   for (const auto& [wake, customer, journey] : due_) {
     if (wake > now || static_cast<int>(out.size()) >= limit) break;
-    out.push_back({customer, journey, wake});
+    if (only.ContainsCustomer(customer)) out.push_back({customer, journey, wake});
   }
   return out;
 }

@@ -34,12 +34,13 @@ class MemoryStore final : public Store {
 
   Result<int64_t> AppendEvents(const std::vector<NewEvent>& events) override;
   Result<std::vector<StoredEvent>> PendingEvents(const std::string& customer, int limit) override;
-  Result<std::vector<std::string>> InboxCustomers(int limit) override;
+  Result<std::vector<std::string>> InboxCustomers(int limit, const PartitionSet& only) override;
 
   Result<std::optional<StoredState>> GetState(const std::string& customer,
                                               const std::string& journey) override;
   Result<std::vector<StoredState>> ListStates(const std::string& customer) override;
-  Result<std::vector<DueTimer>> DueCustomers(Time now, int limit) override;
+  Result<std::vector<DueTimer>> DueCustomers(Time now, int limit,
+                                             const PartitionSet& only) override;
 
   Result<std::vector<SendRecord>> RecentSends(const std::string& customer, Time since) override;
   Result<RoutingSnapshot> GetRouting() override;

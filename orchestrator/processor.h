@@ -12,9 +12,10 @@
 // after a crash is byte-for-byte the one committed. The tracking secret signs open, click and
 // unsubscribe links (orchestrator/tracking.h).
 //
-// One Processor per store; RunOnce is not re-entrant (per-customer processing is serial because
-// one thread advances everyone). If Commit fails nothing is lost: the events stay in the inbox
-// and the timers stay due, and the next RunOnce starts over from the store.
+// One Processor per daemon; RunOnce is not re-entrant (per-customer processing is serial
+// because one thread advances the daemon's customers, and on a shared store the partition
+// leases keep other daemons off them). If Commit fails nothing is lost: the events stay in the
+// inbox and the timers stay due, and the next RunOnce starts over from the store.
 #ifndef ITINERA_ORCHESTRATOR_PROCESSOR_H_
 #define ITINERA_ORCHESTRATOR_PROCESSOR_H_
 
@@ -44,6 +45,10 @@ struct ProcessorOptions {
   int events_per_customer = 100;  // events of one customer per RunOnce
   std::string public_url = "http://127.0.0.1:8080";
   std::string tracking_secret;  // required: signs tracking and unsubscribe links
+  // The partitions this daemon may advance, asked at the start of every RunOnce. Unset: all
+  // of them (a store that is not shared). Otherwise only customers of the leased partitions are
+  // read, and the commit is fenced with their lease epochs (Batch::fence).
+  std::function<Ownership()> ownership;
 };
 
 // Running totals, for /metrics.

@@ -32,6 +32,16 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
   sqlite3_busy_timeout(db, 10000);
+  // itinera_partition(customer): PartitionOf, for the partition filters of the inbox and timers.
+  sqlite3_create_function(
+      db, "itinera_partition", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+      [](sqlite3_context* context, int, sqlite3_value** args) {
+        const unsigned char* text = sqlite3_value_text(args[0]);
+        std::string_view customer(text ? reinterpret_cast<const char*>(text) : "",
+                                  static_cast<size_t>(sqlite3_value_bytes(args[0])));
+        sqlite3_result_int(context, PartitionOf(customer));
+      },
+      nullptr, nullptr);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = store->Exec(pragma); !s.ok()) return s.error();
@@ -273,11 +283,15 @@ Result<std::vector<StoredEvent>> SqliteStore::PendingEvents(const std::string& c
   return out;
 }
 
-Result<std::vector<std::string>> SqliteStore::InboxCustomers(int limit) {
+Result<std::vector<std::string>> SqliteStore::InboxCustomers(int limit, const PartitionSet& only) {
   std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "SELECT customer FROM events WHERE processed = 0 GROUP BY customer "
-              "ORDER BY MIN(seq) LIMIT ?");
+  const char* sql = only.all() ? "SELECT customer FROM events WHERE processed = 0 "
+                                 "GROUP BY customer ORDER BY MIN(seq) LIMIT ?"
+                               : "SELECT customer FROM events WHERE processed = 0 AND "
+                                 "itinera_partition(customer) IN (SELECT value FROM json_each(?)) "
+                                 "GROUP BY customer ORDER BY MIN(seq) LIMIT ?";
+  ITINERA_SQL(q, sql);
+  if (!only.all()) q.Bind(nlohmann::json(only.list()).dump());
   q.Bind(Limit(limit));
   std::vector<std::string> out;
   int rc;
@@ -319,12 +333,18 @@ Result<std::vector<StoredState>> SqliteStore::ListStates(const std::string& cust
   return out;
 }
 
-Result<std::vector<DueTimer>> SqliteStore::DueCustomers(Time now, int limit) {
+Result<std::vector<DueTimer>> SqliteStore::DueCustomers(Time now, int limit,
+                                                        const PartitionSet& only) {
   std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "SELECT customer, journey, wake FROM timers WHERE wake <= ? "
-              "ORDER BY wake, customer, journey LIMIT ?");
-  q.Bind(Secs(now)).Bind(Limit(limit));
+  const char* sql = only.all() ? "SELECT customer, journey, wake FROM timers WHERE wake <= ? "
+                                 "ORDER BY wake, customer, journey LIMIT ?"
+                               : "SELECT customer, journey, wake FROM timers WHERE wake <= ? AND "
+                                 "itinera_partition(customer) IN (SELECT value FROM json_each(?)) "
+                                 "ORDER BY wake, customer, journey LIMIT ?";
+  ITINERA_SQL(q, sql);
+  q.Bind(Secs(now));
+  if (!only.all()) q.Bind(nlohmann::json(only.list()).dump());
+  q.Bind(Limit(limit));
   std::vector<DueTimer> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back({q.Text(0), q.Text(1), FromSecs(q.Int(2))});

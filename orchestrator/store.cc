@@ -1,6 +1,7 @@
 #include "orchestrator/store.h"
 
 #include "orchestrator/memory_store.h"
+#include "orchestrator/pg_store.h"
 #include "orchestrator/sqlite_store.h"
 
 namespace itinera::orch {
@@ -34,7 +35,47 @@ bool Batch::empty() const {
          counters.empty();
 }
 
-Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
+Result<std::map<std::string, CustomerSnapshot>> Store::LoadCustomers(
+    const std::vector<std::string>& customers, Time sends_since, int events_per_customer) {
+  std::map<std::string, CustomerSnapshot> out;
+  for (const std::string& c : customers) {
+    CustomerSnapshot& snap = out[c];
+    auto profile = GetProfile(c);
+    if (!profile.ok()) return profile.error();
+    snap.profile = std::move(*profile);
+    auto sends = RecentSends(c, sends_since);
+    if (!sends.ok()) return sends.error();
+    snap.sends = std::move(*sends);
+    auto states = ListStates(c);
+    if (!states.ok()) return states.error();
+    snap.states = std::move(*states);
+    auto pending = PendingEvents(c, events_per_customer);
+    if (!pending.ok()) return pending.error();
+    snap.pending = std::move(*pending);
+  }
+  return out;
+}
+
+Result<Ownership> Store::RenewLeases(const std::string& node, Seconds) {
+  Ownership all;
+  all.node = node;
+  return all;
+}
+
+Status Store::ReleaseLeases(const std::string&) { return Status::Ok(); }
+
+Result<std::unique_ptr<EventWatch>> Store::WatchEvents() { return std::unique_ptr<EventWatch>(); }
+
+bool IsPostgresUrl(const std::string& url) {
+  return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options) {
+  if (IsPostgresUrl(url)) {
+    auto store = PgStore::Open(url, options.pool);
+    if (!store.ok()) return store.error();
+    return std::unique_ptr<Store>(std::move(*store));
+  }
   if (url == "memory:") return std::unique_ptr<Store>(std::make_unique<MemoryStore>());
   const std::string sqlite = "sqlite:";
   if (url.rfind(sqlite, 0) == 0 && url.size() > sqlite.size()) {
@@ -43,7 +84,8 @@ Result<std::unique_ptr<Store>> OpenStore(const std::string& url) {
     return std::unique_ptr<Store>(std::move(*store));
   }
   return Error{"invalid_argument",
-               "unsupported store URL \"" + url + "\" (expected \"sqlite:PATH\" or \"memory:\")"};
+               "unsupported store URL \"" + url +
+                   "\" (expected \"sqlite:PATH\", \"postgresql://...\" or \"memory:\")"};
 }
 
 }  // namespace itinera::orch

@@ -3,8 +3,8 @@
 // Customer profiles, the event inbox, per-(customer, journey) JourneyState, the due-time index,
 // recent sends (frequency caps), lead-routing counters, the transactional outbox, the 360-view
 // timeline and per-journey counters. Implementations: MemoryStore (tests, simulator-like runs),
-// SqliteStore (the embedded default) and, later, a PostgreSQL store; all pass the same
-// conformance suite (tests/orchestrator/store_conformance.h).
+// SqliteStore (the embedded default) and PgStore (PostgreSQL, shared by several daemons); all
+// pass the same conformance suite (tests/orchestrator/store_conformance.h).
 //
 // The daemon advances many customers with the pure engine, collects the results in a Batch and
 // applies it with Commit: one transaction, all or nothing (group commit: many transitions per
@@ -12,11 +12,17 @@
 // up as a "conflict" error instead of a lost update.
 //
 // Errors are values (Result/Status); codes: "not_found", "conflict", "invalid_argument",
-// "storage" (the backend failed), "corrupt" (stored data does not parse). Times are whole
+// "storage" (the backend failed or is unreachable: retry later), "corrupt" (stored data does
+// not parse), "lease_lost" (a fenced commit whose partition lease moved on). Times are whole
 // seconds (util/time.h). Implementations are thread-safe.
+//
+// Several daemons may share one store when Shared() is true (PostgreSQL): they split the
+// customers by partition (orchestrator/partitions.h) with RenewLeases, read only their own
+// partitions' inbox and timers, and fence their commits with the lease epochs they hold.
 #ifndef ITINERA_ORCHESTRATOR_STORE_H_
 #define ITINERA_ORCHESTRATOR_STORE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -26,6 +32,7 @@
 #include <vector>
 
 #include "orchestrator/model.h"
+#include "orchestrator/partitions.h"
 #include "util/result.h"
 #include "util/time.h"
 
@@ -155,9 +162,23 @@ struct Batch {
   RoutingDelta routing;
   std::vector<TimelineEntry> timeline;  // `seq` ignored
   std::vector<CounterDelta> counters;
+  // When set, a shared store commits only if `fence.node` still holds, at `fence.epochs`, the
+  // lease of every partition listed (the partitions of the customers advanced); otherwise
+  // nothing is written and Commit answers "lease_lost". Stores that are not shared ignore it.
+  std::optional<Fence> fence;
 
   bool empty() const;
 };
+
+// What the processor reads about one customer before advancing it (Store::LoadCustomers).
+struct CustomerSnapshot {
+  std::optional<nlohmann::json> profile;  // nullopt: no profile yet
+  std::vector<SendRecord> sends;          // as RecentSends(customer, since)
+  std::vector<StoredState> states;        // as ListStates
+  std::vector<StoredEvent> pending;       // as PendingEvents(customer, events_per_customer)
+};
+
+class EventWatch;
 
 // The persistence interface. See the file comment for the contract; implementations are
 // thread-safe, and every method is atomic on its own.
@@ -191,17 +212,18 @@ class Store {
   // The customer's unprocessed events, oldest (lowest seq) first.
   virtual Result<std::vector<StoredEvent>> PendingEvents(const std::string& customer,
                                                          int limit) = 0;
-  // Customers with unprocessed events, the one waiting longest first.
-  virtual Result<std::vector<std::string>> InboxCustomers(int limit) = 0;
+  // Customers in `only` with unprocessed events, the one waiting longest first.
+  virtual Result<std::vector<std::string>> InboxCustomers(int limit, const PartitionSet& only) = 0;
 
   // ---- journey states and the due index ----
   virtual Result<std::optional<StoredState>> GetState(const std::string& customer,
                                                       const std::string& journey) = 0;
   // Every journey state of the customer, by journey id.
   virtual Result<std::vector<StoredState>> ListStates(const std::string& customer) = 0;
-  // (customer, journey) pairs whose wake time is <= now, earliest first (ties: customer, then
-  // journey), at most `limit`. Answered from an index ordered by wake time.
-  virtual Result<std::vector<DueTimer>> DueCustomers(Time now, int limit) = 0;
+  // (customer, journey) pairs of customers in `only` whose wake time is <= now, earliest first
+  // (ties: customer, then journey), at most `limit`. Answered from an index ordered by wake time.
+  virtual Result<std::vector<DueTimer>> DueCustomers(Time now, int limit,
+                                                     const PartitionSet& only) = 0;
 
   // ---- frequency caps and routing ----
   // The customer's sends at or after `since`, oldest first, on every channel.
@@ -243,14 +265,58 @@ class Store {
   // Every recorded version, by journey id then version.
   virtual Result<std::vector<JourneyVersion>> ListJourneyVersions() = 0;
 
+  // ---- the processor's read ----
+  // For each customer (every id gets an entry, empty when the store knows nothing of it): the
+  // profile, the sends since `sends_since`, the journey states and up to `events_per_customer`
+  // pending events. The same answers as the single-customer calls, in a few round trips for a
+  // whole batch; the default implementation makes those calls one by one.
+  virtual Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
+      const std::vector<std::string>& customers, Time sends_since, int events_per_customer);
+
   // ---- the transaction ----
   // Applies the whole batch in one transaction, or nothing of it.
   virtual Status Commit(const Batch& batch) = 0;
+
+  // ---- several daemons on one store ----
+  // Whether several processes may share this store. When false (the defaults below), a daemon
+  // owns every partition and needs no leases.
+  virtual bool Shared() const { return false; }
+  // Marks `node` alive for `ttl`, rebalances with PlanLeases against the nodes alive now, renews
+  // the expiry of every lease the node keeps (to now + ttl, on the store's clock, so the
+  // daemons' clocks need not agree) and returns what it holds. A node that stops renewing is
+  // dropped, and its partitions are taken over, once its ttl has passed.
+  virtual Result<Ownership> RenewLeases(const std::string& node, Seconds ttl);
+  // A clean stop: frees every lease of `node` and drops it from the live nodes, so the others
+  // take over at their next renewal instead of after the ttl.
+  virtual Status ReleaseLeases(const std::string& node);
+  // Announcements of events appended by any process (LISTEN/NOTIFY on PostgreSQL), so a daemon
+  // hears of work in its partitions without polling. nullptr when the store has none (in one
+  // process the API pokes the processor directly).
+  virtual Result<std::unique_ptr<EventWatch>> WatchEvents();
+};
+
+// A subscription to the announcements of new events. Not thread-safe: one thread waits on it.
+class EventWatch {
+ public:
+  virtual ~EventWatch() = default;
+  // Waits up to `timeout` and returns the partitions that got new events (empty after a quiet
+  // timeout; repeats possible). An error ("storage") means the subscription is broken: open a
+  // new one, and poll meanwhile, since announcements made while it was broken are gone.
+  virtual Result<std::vector<int>> Wait(std::chrono::milliseconds timeout) = 0;
+};
+
+struct StoreOptions {
+  int pool = 8;  // PostgreSQL: connections, shared by the daemon's threads
 };
 
 // Opens a store from its URL: "memory:" (a MemoryStore), "sqlite:PATH" (parent folders are
-// created) or "sqlite::memory:".
-Result<std::unique_ptr<Store>> OpenStore(const std::string& url);
+// created), "sqlite::memory:", or "postgresql://..." / "postgres://..." (a libpq connection
+// URI; schema migrations are applied on open).
+// Whether `url` names a PostgreSQL database ("postgresql://" or "postgres://").
+bool IsPostgresUrl(const std::string& url);
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& url,
+                                         const StoreOptions& options = StoreOptions());
 
 }  // namespace itinera::orch
 

@@ -63,6 +63,35 @@ tracking_secret = "env:ITINERA_TEST_TOKEN"
   EXPECT_EQ(c->server.tracking_secret, "t0ken");
 }
 
+TEST(ConfigTest, ReadsThePostgresStoreAndTheCluster) {
+  auto c = ParseConfig(R"(
+[store]
+url = "postgresql://itinera@db.internal:5432/itinera"
+pool = 16
+[cluster]
+node = "web-1"
+lease = "20s"
+)",
+                       "itinera.toml", ".");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->store.url, "postgresql://itinera@db.internal:5432/itinera");
+  EXPECT_EQ(c->store.pool, 16);
+  EXPECT_EQ(c->cluster.node, "web-1");
+  EXPECT_EQ(c->cluster.lease, "20s");
+  auto defaults = ParseConfig("", "itinera.toml", ".");
+  EXPECT_EQ(defaults->store.pool, 8);
+  EXPECT_EQ(defaults->cluster.lease, "15s");
+  EXPECT_TRUE(defaults->cluster.node.empty());
+
+  auto pool = ParseConfig("[store]\npool = 0\n", "itinera.toml", ".");
+  ASSERT_FALSE(pool.ok());
+  EXPECT_EQ(pool.error().message, "itinera.toml: [store] pool must be between 1 and 200");
+  auto lease = ParseConfig("[cluster]\nlease = \"1s\"\n", "itinera.toml", ".");
+  ASSERT_FALSE(lease.ok());
+  EXPECT_EQ(lease.error().message,
+            "itinera.toml: [cluster] lease must be a duration of at least \"2s\", not \"1s\"");
+}
+
 TEST(ConfigTest, UnknownKeyIsAnErrorWithSuggestion) {
   auto c = ParseConfig("[email]\nsmpt_url = \"smtp://x\"\n", "itinera.toml", ".");
   ASSERT_FALSE(c.ok());

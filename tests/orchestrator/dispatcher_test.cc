@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "daemon_fixture.h"
+#include "tests/orchestrator/forwarding_store.h"
 
 namespace itinera::orch {
 namespace {
@@ -257,6 +258,46 @@ TEST_F(DispatcherTest, TheRateLimitSpacesSends) {
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(fake_email_.sent().size(), 5u);
   EXPECT_GE(took, std::chrono::milliseconds(190));  // 4 gaps of 50 ms
+}
+
+// A database that is restarting: the first `failures` MarkSent calls fail with "storage".
+class RestartingStore final : public testing::ForwardingStore {
+ public:
+  RestartingStore(Store& inner, int failures) : ForwardingStore(inner), failures_(failures) {}
+  Status MarkSent(const std::string& id, Time at) override {
+    ++calls;
+    if (failures_-- > 0) return Error{"storage", "server closed the connection"};
+    return ForwardingStore::MarkSent(id, at);
+  }
+  int calls = 0;
+
+ private:
+  int failures_;
+};
+
+TEST_F(DispatcherTest, ASendIsRecordedOnceTheStoreIsBackNotSentAgain) {
+  Event("c-1", "form_submitted");
+  Drain();
+  RestartingStore restarting(store_, 3);
+  DispatcherOptions options;
+  options.seed = 7;
+  Dispatcher d(restarting, clock_, *registry_, config_.directory, options,
+               [this](const std::string&) {
+                 LaneConnectors c;
+                 c.email = std::make_unique<Forward>(email_);
+                 c.sms = std::make_unique<Forward>(sms_);
+                 c.chat = std::make_unique<Forward>(&chat_);
+                 c.webhook = std::make_unique<Forward>(&webhook_);
+                 return c;
+               });
+  ASSERT_TRUE(d.RunLane("email").ok());
+  EXPECT_EQ(fake_email_.sent().size(), 1u);
+  EXPECT_EQ(restarting.calls, 4);  // three failures, then recorded
+  EXPECT_EQ(Message("email").status, MessageStatus::kSent);
+  // Even once its lease has run out, the message is not claimed (and sent) again.
+  clock_.Set(T(100000));
+  ASSERT_TRUE(d.RunLane("email").ok());
+  EXPECT_EQ(fake_email_.sent().size(), 1u);
 }
 
 }  // namespace

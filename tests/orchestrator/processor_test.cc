@@ -4,6 +4,7 @@
 
 #include "daemon_fixture.h"
 #include "orchestrator/tracking.h"
+#include "tests/orchestrator/forwarding_store.h"
 
 namespace itinera::orch {
 namespace {
@@ -106,7 +107,7 @@ TEST_F(ProcessorTest, DueTimersWakeFromTheIndexAndNothingRunsEarly) {
   ASSERT_EQ(pending.size(), 2u);
   EXPECT_EQ(Counter("lead", "step.again.entered"), 1);
   EXPECT_EQ(Counter("lead", "exited"), 1);
-  EXPECT_TRUE(store_.DueCustomers(T(100000), 10)->empty());
+  EXPECT_TRUE(store_.DueCustomers(T(100000), 10, PartitionSet())->empty());
 }
 
 TEST_F(ProcessorTest, AnOpenNamingTheHandleResolvesToTheMessage) {
@@ -254,6 +255,64 @@ TEST_F(ProcessorTest, ARemovedJourneyTakesNoNewEntrants) {
   clock_.Set(T(3600));
   Drain();
   EXPECT_EQ((*store_.GetState("c-1", "lead"))->state.instances[0].status, InstanceStatus::kExited);
+}
+
+// Keeps the batches it commits, to look at their fences.
+class RecordingStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status Commit(const Batch& b) override {
+    batches.push_back(b);
+    return ForwardingStore::Commit(b);
+  }
+  std::vector<Batch> batches;
+};
+
+TEST_F(ProcessorTest, OnASharedStoreOnlyHeldPartitionsAdvanceAndCommitsCarryTheirEpochs) {
+  ASSERT_NE(PartitionOf("c-1"), PartitionOf("c-2"));
+  Profile("c-2", {{"email", "petr@example.com"}, {"consent", {{"email", true}}}});
+  Event("c-1", "form_submitted");
+  Event("c-2", "form_submitted");
+  clock_.Set(T(10));
+
+  RecordingStore recording(store_);
+  Ownership held;
+  held.node = "node-a";
+  held.all = false;
+  held.epochs = {{PartitionOf("c-1"), 7}};
+  ProcessorOptions options;
+  options.public_url = "https://t.example";
+  options.tracking_secret = "test-secret";
+  options.ownership = [&] { return held; };
+  Processor mine(recording, clock_, *registry_, config_.directory, options);
+
+  auto n = mine.RunOnce();
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(*n, 1);
+  EXPECT_TRUE(store_.GetState("c-1", "lead")->has_value());
+  EXPECT_FALSE(store_.GetState("c-2", "lead")->has_value());  // not ours: left in the inbox
+  EXPECT_EQ(store_.PendingEvents("c-2", 10)->size(), 1u);
+  ASSERT_EQ(recording.batches.size(), 1u);
+  ASSERT_TRUE(recording.batches[0].fence.has_value());
+  EXPECT_EQ(recording.batches[0].fence->node, "node-a");
+  EXPECT_EQ(recording.batches[0].fence->epochs, (std::map<int, int64_t>{{PartitionOf("c-1"), 7}}));
+  EXPECT_EQ(*mine.RunOnce(), 0);  // c-2 stays for its owner
+
+  held.epochs.clear();  // every lease lost: nothing is read or advanced
+  Event("c-1", "form_submitted");
+  EXPECT_EQ(*mine.RunOnce(), 0);
+  EXPECT_EQ(store_.PendingEvents("c-1", 10)->size(), 1u);
+}
+
+TEST_F(ProcessorTest, OnAStoreThatIsNotSharedCommitsCarryNoFence) {
+  RecordingStore recording(store_);
+  ProcessorOptions options;
+  options.tracking_secret = "test-secret";
+  Processor single(recording, clock_, *registry_, config_.directory, options);
+  Event("c-1", "form_submitted");
+  ASSERT_EQ(*single.RunOnce(), 1);
+  ASSERT_EQ(recording.batches.size(), 1u);
+  EXPECT_FALSE(recording.batches[0].fence.has_value());
 }
 
 }  // namespace

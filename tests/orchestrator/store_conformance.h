@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -87,7 +88,7 @@ class StoreConformanceTest : public ::testing::Test {
     return ids;
   }
   std::vector<std::string> DueKeys(Time now, int limit = 100) {
-    auto due = store_->DueCustomers(now, limit);
+    auto due = store_->DueCustomers(now, limit, PartitionSet());
     EXPECT_TRUE(due.ok());
     std::vector<std::string> keys;
     if (due.ok()) {
@@ -181,15 +182,15 @@ TYPED_TEST_P(StoreConformanceTest, EventsWithASeenIdAreAcceptedWithoutEffect) {
 TYPED_TEST_P(StoreConformanceTest, InboxHoldsEventsUntilMarkedProcessed) {
   Store& store = *this->store_;
   ASSERT_TRUE(store.AppendEvents({Event("a", "c-2"), Event("b", "c-1"), Event("c", "c-2")}).ok());
-  EXPECT_EQ(*store.InboxCustomers(10), (std::vector<std::string>{"c-2", "c-1"}));
-  EXPECT_EQ(*store.InboxCustomers(1), (std::vector<std::string>{"c-2"}));
+  EXPECT_EQ(*store.InboxCustomers(10, PartitionSet()), (std::vector<std::string>{"c-2", "c-1"}));
+  EXPECT_EQ(*store.InboxCustomers(1, PartitionSet()), (std::vector<std::string>{"c-2"}));
   Batch b;
   auto pending = store.PendingEvents("c-2", 10);
   ASSERT_TRUE(pending.ok());
   for (const auto& e : *pending) b.processed_events.push_back(e.seq);
   this->CommitOk(b);
   EXPECT_TRUE(store.PendingEvents("c-2", 10)->empty());
-  EXPECT_EQ(*store.InboxCustomers(10), (std::vector<std::string>{"c-1"}));
+  EXPECT_EQ(*store.InboxCustomers(10, PartitionSet()), (std::vector<std::string>{"c-1"}));
   EXPECT_EQ(*store.AppendEvents({Event("a", "c-2")}), 0);  // still seen after processing
 }
 
@@ -238,7 +239,7 @@ TYPED_TEST_P(StoreConformanceTest, DueIndexOrdersByWakeTimeAndHonoursTheLimit) {
   EXPECT_EQ(this->DueKeys(At(50)), (std::vector<std::string>{"c-1/j", "c-1/k", "c-2/j", "c-3/j"}));
   EXPECT_EQ(this->DueKeys(At(50), 2), (std::vector<std::string>{"c-1/j", "c-1/k"}));
   EXPECT_TRUE(this->DueKeys(At(9)).empty());
-  auto due = *this->store_->DueCustomers(At(10), 1);
+  auto due = *this->store_->DueCustomers(At(10), 1, PartitionSet());
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].wake, At(10));
 
@@ -577,7 +578,7 @@ TYPED_TEST_P(StoreConformanceTest, EraseRemovesTheCustomersData) {
   EXPECT_EQ(this->DueKeys(At(100)), (std::vector<std::string>{"c-2/welcome"}));
   EXPECT_TRUE(store.RecentSends("c-1", At(-1000))->empty());
   EXPECT_TRUE(store.Timeline("c-1", 10)->empty());
-  EXPECT_EQ(*store.InboxCustomers(10), (std::vector<std::string>{"c-2"}));
+  EXPECT_EQ(*store.InboxCustomers(10, PartitionSet()), (std::vector<std::string>{"c-2"}));
   OutboxMessage pending = this->Get("m-c-1");
   EXPECT_EQ(pending.status, MessageStatus::kCancelled);
   EXPECT_EQ(pending.recipient, "");
@@ -612,19 +613,158 @@ TYPED_TEST_P(StoreConformanceTest, CommitsFromManyThreadsAllLand) {
   EXPECT_EQ(this->ClaimIds(At(0), 1000).size(), static_cast<size_t>(kThreads * kCommits));
 }
 
-REGISTER_TYPED_TEST_SUITE_P(StoreConformanceTest, UpsertMergesIntoTheProfile,
-                            CommitPatchesTheProfileAndKeepsConcurrentUpserts,
-                            EventsWithASeenIdAreAcceptedWithoutEffect,
-                            InboxHoldsEventsUntilMarkedProcessed, StatesRoundTripWithVersions,
-                            DueIndexOrdersByWakeTimeAndHonoursTheLimit,
-                            OutboxInsertWithASeenIdIsANoOp, ClaimDueRespectsNotBeforeAndLeases,
-                            ClaimDueByChannel, UpsertProfileRecordedAppendsTheChangeWithIt,
-                            RetryAndDeadLetters, CancelAffectsOnlyPendingMessages,
-                            MarkCancelledRecordsTheReason, MessageCountsByChannelAndStatus,
-                            RecentSendsAreWindowedPerCustomer, RoutingAndJourneyCountersAccumulate,
-                            TimelineIsNewestFirst, JourneyVersionsAreRecordedOnce,
-                            AFailedBatchLeavesNothing, EraseRemovesTheCustomersData,
-                            CommitsFromManyThreadsAllLand);
+TYPED_TEST_P(StoreConformanceTest, InboxAndDueCustomersFilterByPartition) {
+  Store& store = *this->store_;
+  std::vector<std::string> customers;
+  for (int i = 0; i < 40; ++i) customers.push_back("c-" + std::to_string(i));
+  std::vector<NewEvent> events;
+  Batch timers;
+  for (const auto& c : customers) {
+    events.push_back(Event("", c));
+    timers.timers.push_back({c, "j", At(10)});
+  }
+  ASSERT_TRUE(store.AppendEvents(events).ok());
+  this->CommitOk(timers);
+
+  const int mine = PartitionOf("c-1");
+  std::string other;  // a customer in another partition
+  for (const auto& c : customers) {
+    if (PartitionOf(c) != mine) {
+      other = c;
+      break;
+    }
+  }
+  ASSERT_FALSE(other.empty());
+  auto in = [](const std::vector<int>& parts, const std::string& c) {
+    return std::find(parts.begin(), parts.end(), PartitionOf(c)) != parts.end();
+  };
+  for (const std::vector<int>& parts :
+       {std::vector<int>{mine}, std::vector<int>{mine, PartitionOf(other)}}) {
+    std::vector<std::string> inbox;  // in arrival order
+    std::vector<std::string> due;    // by customer: the wake times tie
+    for (const auto& c : customers) {
+      if (in(parts, c)) inbox.push_back(c);
+    }
+    due = inbox;
+    std::sort(due.begin(), due.end());
+    EXPECT_EQ(*store.InboxCustomers(100, PartitionSet::Of(parts)), inbox);
+    auto timers_due = store.DueCustomers(At(10), 100, PartitionSet::Of(parts));
+    ASSERT_TRUE(timers_due.ok());
+    std::vector<std::string> got;
+    for (const auto& d : *timers_due) got.push_back(d.customer);
+    EXPECT_EQ(got, due);
+    EXPECT_EQ(store.InboxCustomers(1, PartitionSet::Of(parts))->size(), 1u);
+  }
+  EXPECT_TRUE(store.InboxCustomers(100, PartitionSet::Of({}))->empty());
+  EXPECT_TRUE(store.DueCustomers(At(10), 100, PartitionSet::Of({}))->empty());
+  EXPECT_EQ(store.InboxCustomers(100, PartitionSet())->size(), customers.size());
+  EXPECT_EQ(store.DueCustomers(At(10), 100, PartitionSet())->size(), customers.size());
+}
+
+TYPED_TEST_P(StoreConformanceTest, RepeatedKeysInOneBatchApplyInOrder) {
+  Store& store = *this->store_;
+  Batch b;
+  b.states.push_back({"c-1", "welcome", SampleState("c-1", "one"), 0});
+  b.states.push_back({"c-1", "welcome", SampleState("c-1", "two"), 1});
+  b.timers = {{"c-1", "welcome", At(10)},
+              {"c-1", "welcome", std::nullopt},
+              {"c-2", "welcome", std::nullopt},
+              {"c-2", "welcome", At(20)}};
+  b.outbox = {Message("m-1", At(0)), Message("m-1", At(5))};
+  b.counters = {{"welcome", "entered", 1}, {"welcome", "entered", 2}};
+  this->CommitOk(b);
+  auto state = *store.GetState("c-1", "welcome");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->version, 2);
+  EXPECT_EQ(ToJson(state->state), ToJson(SampleState("c-1", "two")));
+  EXPECT_EQ(this->DueKeys(At(100)), (std::vector<std::string>{"c-2/welcome"}));
+  EXPECT_EQ(this->Get("m-1").not_before, At(0));  // the first insert counts
+  EXPECT_EQ(store.JourneyCounters("welcome").value()["entered"], 3);
+
+  Batch chain_broken;  // the second write expects a version the first does not leave
+  chain_broken.states.push_back({"c-1", "welcome", SampleState("c-1", "three"), 2});
+  chain_broken.states.push_back({"c-1", "welcome", SampleState("c-1", "four"), 2});
+  EXPECT_EQ(store.Commit(chain_broken).error().code, "conflict");
+  EXPECT_EQ((*store.GetState("c-1", "welcome"))->version, 2);
+}
+
+// LoadCustomers answers what the single-customer calls answer, for every customer asked.
+TYPED_TEST_P(StoreConformanceTest, LoadCustomersMatchesTheSingleCustomerReads) {
+  Store& store = *this->store_;
+  ASSERT_TRUE(store.UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
+  ASSERT_TRUE(store.UpsertProfile("c-2", {{"email", "bob@example.com"}}).ok());
+  ASSERT_TRUE(store
+                  .AppendEvents({Event("e-1", "c-1", 1), Event("e-2", "c-2", 2),
+                                 Event("e-3", "c-1", 3), Event("", "c-1", 4)})
+                  .ok());
+  Batch b;
+  b.states.push_back({"c-1", "welcome", SampleState("c-1", "w"), 0});
+  b.states.push_back({"c-1", "another", SampleState("c-1", "a"), 0});
+  b.sends = {{"c-1", {"email", At(-100)}}, {"c-1", {"sms", At(0)}}, {"c-2", {"email", At(0)}}};
+  this->CommitOk(b);
+  auto first = store.PendingEvents("c-1", 10);
+  ASSERT_TRUE(first.ok());
+  Batch done;
+  done.processed_events.push_back((*first)[0].seq);  // e-1 leaves the inbox
+  this->CommitOk(done);
+
+  const std::vector<std::string> ids = {"c-1", "c-2", "c-3"};
+  auto loaded = store.LoadCustomers(ids, At(-50), 1);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  ASSERT_EQ(loaded->size(), 3u);
+  for (const std::string& c : ids) {
+    const CustomerSnapshot& snap = loaded->at(c);
+    auto profile = store.GetProfile(c);
+    EXPECT_EQ(snap.profile.has_value(), profile->has_value()) << c;
+    if (snap.profile && profile->has_value()) {
+      EXPECT_EQ(*snap.profile, **profile) << c;
+    }
+    auto sends = *store.RecentSends(c, At(-50));
+    ASSERT_EQ(snap.sends.size(), sends.size()) << c;
+    for (size_t i = 0; i < sends.size(); ++i) {
+      EXPECT_EQ(snap.sends[i].channel, sends[i].channel);
+      EXPECT_EQ(snap.sends[i].at, sends[i].at);
+    }
+    auto states = *store.ListStates(c);
+    ASSERT_EQ(snap.states.size(), states.size()) << c;
+    for (size_t i = 0; i < states.size(); ++i) {
+      EXPECT_EQ(snap.states[i].journey, states[i].journey);
+      EXPECT_EQ(snap.states[i].version, states[i].version);
+      EXPECT_EQ(ToJson(snap.states[i].state), ToJson(states[i].state));
+    }
+    auto pending = *store.PendingEvents(c, 1);
+    ASSERT_EQ(snap.pending.size(), pending.size()) << c;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      EXPECT_EQ(snap.pending[i].seq, pending[i].seq);
+      EXPECT_EQ(snap.pending[i].id, pending[i].id);
+      EXPECT_EQ(snap.pending[i].customer, c);
+      EXPECT_EQ(snap.pending[i].at, pending[i].at);
+      EXPECT_EQ(snap.pending[i].body, pending[i].body);
+    }
+  }
+  // Concretely: c-1's oldest pending event is e-3 (e-1 was processed; one per customer asked).
+  ASSERT_EQ(loaded->at("c-1").pending.size(), 1u);
+  EXPECT_EQ(loaded->at("c-1").pending[0].id, "e-3");
+  EXPECT_EQ(loaded->at("c-1").states.size(), 2u);
+  EXPECT_EQ(loaded->at("c-1").sends.size(), 1u);
+  EXPECT_FALSE(loaded->at("c-3").profile.has_value());
+  EXPECT_TRUE(loaded->at("c-3").states.empty());
+  EXPECT_TRUE(store.LoadCustomers({}, At(0), 10)->empty());
+}
+
+REGISTER_TYPED_TEST_SUITE_P(
+    StoreConformanceTest, UpsertMergesIntoTheProfile,
+    CommitPatchesTheProfileAndKeepsConcurrentUpserts, EventsWithASeenIdAreAcceptedWithoutEffect,
+    InboxHoldsEventsUntilMarkedProcessed, StatesRoundTripWithVersions,
+    DueIndexOrdersByWakeTimeAndHonoursTheLimit, OutboxInsertWithASeenIdIsANoOp,
+    ClaimDueRespectsNotBeforeAndLeases, ClaimDueByChannel,
+    UpsertProfileRecordedAppendsTheChangeWithIt, RetryAndDeadLetters,
+    CancelAffectsOnlyPendingMessages, MarkCancelledRecordsTheReason,
+    MessageCountsByChannelAndStatus, RecentSendsAreWindowedPerCustomer,
+    RoutingAndJourneyCountersAccumulate, TimelineIsNewestFirst, JourneyVersionsAreRecordedOnce,
+    AFailedBatchLeavesNothing, EraseRemovesTheCustomersData, CommitsFromManyThreadsAllLand,
+    LoadCustomersMatchesTheSingleCustomerReads, InboxAndDueCustomersFilterByPartition,
+    RepeatedKeysInOneBatchApplyInOrder);
 
 }  // namespace itinera::orch::store_testing
 

@@ -73,7 +73,7 @@ TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
   EXPECT_EQ((**store->GetProfile("c-1"))["email"], "ann@example.com");
   EXPECT_EQ(*store->AppendEvents({Event("e-1", "c-1")}), 0);
   EXPECT_EQ((*store->GetState("c-1", "welcome"))->version, 1);
-  EXPECT_EQ(store->DueCustomers(At(10), 10)->size(), 1u);
+  EXPECT_EQ(store->DueCustomers(At(10), 10, PartitionSet())->size(), 1u);
   EXPECT_TRUE(store->GetMessage("m-1")->has_value());
   EXPECT_EQ(store->Timeline("c-1", 10)->size(), 1u);
   ASSERT_EQ(store->ListJourneyVersions()->size(), 1u);
