@@ -8,6 +8,7 @@
 
 #include "util/crypto.h"
 #include "util/json_limits.h"
+#include "util/log.h"
 #include "util/time.h"
 
 namespace itinera::orch {
@@ -206,11 +207,11 @@ ApiResponse ErrorResponse(int status, std::string_view code, std::string_view me
 ApiResponse BadRequest(const Error& error) { return ErrorResponse(400, error.code, error.message); }
 
 ApiResponse Unavailable(const Error& error) {
-  std::string message = "storage is unavailable, retry later";
+  // The cause goes to the log, not to the caller: a database's message names hosts and users.
   if (!error.code.empty()) {
-    message += " (" + error.code + (error.message.empty() ? "" : ": " + error.message) + ")";
+    LogWarn("a request failed in the store", {{"code", error.code}, {"error", error.message}});
   }
-  ApiResponse r = ErrorResponse(503, "unavailable", message);
+  ApiResponse r = ErrorResponse(503, "unavailable", "storage is unavailable, retry later");
   r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -267,6 +268,7 @@ Result<json> ParseJsonBody(std::string_view body) {
     return Error{"invalid_json", "arrays and objects nest deeper than " +
                                      std::to_string(kMaxJsonDepth) + " levels"};
   }
+  if (JsonHasNul(body)) return Error{"invalid_json", "strings may not contain \\u0000"};
   try {
     return json::parse(body);
   } catch (const json::exception& e) {

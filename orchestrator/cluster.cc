@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 
 #include "util/log.h"
 
@@ -27,7 +29,12 @@ std::string ClusterMember::NodeId(const std::string& configured) {
     char host[256] = {};
     name = ::gethostname(host, sizeof host - 1) == 0 && host[0] ? host : "itinera";
   }
-  return name + "-" + std::to_string(::getpid());
+  // The pid tells processes on one host apart; the random part tells apart replicas that share
+  // a configured name and a pid (containers all run as pid 1).
+  std::random_device random;
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", static_cast<unsigned>(random() & 0xffff));
+  return name + "-" + std::to_string(::getpid()) + "-" + suffix;
 }
 
 ClusterMember::ClusterMember(Store& store, std::string node, Seconds lease,

@@ -49,7 +49,8 @@ class ClusterMember {
   int64_t renew_failures() const { return renew_failures_; }
   int64_t announcements() const { return announcements_; }
 
-  // "<hostname>-<pid>", or "<name>-<pid>" when a name is configured.
+  // "<hostname>-<pid>-<4 random hex digits>", or the configured name instead of the host name.
+  // Unique per process start, so two daemons never share an id (and so each other's leases).
   static std::string NodeId(const std::string& configured);
 
  private:

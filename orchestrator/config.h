@@ -65,8 +65,9 @@ struct Config {
     double webhook_rate = 0;
     int64_t batch = 500;  // customers advanced per commit (group commit)
     // A claimed message not reported sent, failed or released within this time (the process
-    // died mid-send) is claimed again, with the same idempotency key.
-    std::string lease = "60s";
+    // died mid-send) is claimed again, with the same idempotency key. A lane starts no send
+    // after half of it, so it must exceed twice the slowest send (SMTP gives up after 60 s).
+    std::string lease = "2m";
   } delivery;
   Directory directory;
 

@@ -54,16 +54,6 @@ std::string StoreFolder(const Config& config) {
   return file ? fs::path(*file).parent_path().string() : config.Resolve("var");
 }
 
-// The URL with any password replaced by "***", for logs.
-std::string RedactUrl(const std::string& url) {
-  auto scheme = url.find("://");
-  auto at = url.find('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return url;
-  auto colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
-}
-
 Result<std::pair<std::string, int>> SplitListen(const std::string& listen) {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos)
@@ -117,6 +107,23 @@ Result<std::unique_ptr<Store>> OpenConfiguredStore(const Config& config) {
   StoreOptions options;
   options.pool = static_cast<int>(config.store.pool);
   return OpenStore(file ? kSqlitePrefix + *file : config.store.url, options);
+}
+
+std::string RedactUrl(std::string url) {
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme != std::string::npos && at != std::string::npos && at > scheme) {
+    auto colon = url.find(':', scheme + 3);
+    if (colon != std::string::npos && colon < at)
+      url = url.substr(0, colon + 1) + "***" + url.substr(at);
+  }
+  // A password given as a query parameter: ...?password=secret&sslmode=require
+  for (size_t p = url.find("password="); p != std::string::npos; p = url.find("password=", p)) {
+    p += std::string("password=").size();
+    size_t end = url.find('&', p);
+    url.replace(p, (end == std::string::npos ? url.size() : end) - p, "***");
+  }
+  return url;
 }
 
 Result<std::string> TrackingSecret(const Config& config) {
@@ -287,7 +294,7 @@ int RunDaemon(const Config& config) {
                  {"alert", config.delivery.alert_rate},
                  {"webhook", config.delivery.webhook_rate}};
   dopts.email_from = config.email.from;
-  dopts.lease = DurationOr(config.delivery.lease, Seconds{60});
+  dopts.lease = DurationOr(config.delivery.lease, Seconds{120});
   if (auto probe = MakeConnectors(config, clock); !probe.ok()) {
     LogError("cannot set up the connectors", {{"error", probe.error().message}});
     return 1;

@@ -34,6 +34,9 @@ Result<std::string> TrackingSecret(const Config& config);
 // stop; 1 when it cannot start, with the reason logged).
 int RunDaemon(const Config& config);
 
+// `url` with any password (user:PASSWORD@ or password=PASSWORD) replaced by "***", for logs.
+std::string RedactUrl(std::string url);
+
 }  // namespace itinera::orch
 
 #endif  // ITINERA_ORCHESTRATOR_DAEMON_H_

@@ -145,7 +145,10 @@ Result<int> Dispatcher::RunLane(const std::string& name) {
   const auto started = std::chrono::steady_clock::now();
   int handled = 0;
   for (const OutboxMessage& m : *claimed) {
-    // Give back what we will not get to: on stop, or before the lease could run out.
+    Throttle(lane);
+    // Give back what we will not get to: on stop, or when a send started now might outlast the
+    // lease (another daemon could then claim and send it too). Checked after the rate limit's
+    // wait, right before the send.
     bool late = std::chrono::steady_clock::now() - started > options_.lease / 2;
     if (stopping_ || late) {
       Status s = store_.MarkRetry(m.id, clock_.Now(), m.last_error);
@@ -153,7 +156,6 @@ Result<int> Dispatcher::RunLane(const std::string& name) {
         LogError("cannot release a message", {{"id", m.id}, {"error", s.error().message}});
       continue;
     }
-    Throttle(lane);
     Deliver(lane, m);
     ++handled;
   }

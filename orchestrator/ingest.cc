@@ -27,8 +27,12 @@ Status EventIngest::Append(std::vector<NewEvent> events) {
     std::vector<Status> results(group.size(), Status::Ok());
     int64_t commits = 1;
     if (!added.ok()) {
-      if (group.size() == 1) {
-        results[0] = added.error();
+      // A storage failure fails every request of the group: the commit's outcome may be
+      // unknown (the connection dropped during COMMIT), and appending each request again could
+      // store twice the events that carry no id. Only a refused request (a bad event) is worth
+      // isolating, so the others in its group still get in.
+      if (group.size() == 1 || added.error().code == "storage") {
+        for (Status& r : results) r = added.error();
       } else {
         commits = 0;
         for (size_t i = 0; i < group.size(); ++i) {

@@ -220,6 +220,7 @@ Status MemoryStore::MarkRetry(const std::string& id, Time at, const std::string&
   std::lock_guard lock(mu_);
   auto it = outbox_.find(id);
   if (it == outbox_.end()) return NotFound("message " + id);
+  if (it->second.status != MessageStatus::kPending) return Status::Ok();  // decided already
   OutboxMessage before = it->second;
   it->second.status = MessageStatus::kPending;
   it->second.not_before = at;
@@ -232,6 +233,7 @@ Status MemoryStore::MarkDead(const std::string& id, const std::string& error) {
   std::lock_guard lock(mu_);
   auto it = outbox_.find(id);
   if (it == outbox_.end()) return NotFound("message " + id);
+  if (it->second.status != MessageStatus::kPending) return Status::Ok();  // decided already
   OutboxMessage before = it->second;
   it->second.status = MessageStatus::kDead;
   it->second.last_error = error;

@@ -187,11 +187,12 @@ constexpr Statement kClaimLane{
     "due.not_before"};
 constexpr Statement kMarkSent{"mark_sent",
                               "UPDATE outbox SET status = 'sent', sent_at = $1 WHERE id = $2"};
-constexpr Statement kMarkRetry{
-    "mark_retry",
-    "UPDATE outbox SET status = 'pending', not_before = $1, last_error = $2 WHERE id = $3"};
+constexpr Statement kMarkRetry{"mark_retry",
+                               "UPDATE outbox SET not_before = $1, last_error = $2 "
+                               "WHERE id = $3 AND status = 'pending'"};
 constexpr Statement kMarkDead{"mark_dead",
-                              "UPDATE outbox SET status = 'dead', last_error = $1 WHERE id = $2"};
+                              "UPDATE outbox SET status = 'dead', last_error = $1 "
+                              "WHERE id = $2 AND status = 'pending'"};
 constexpr Statement kMarkCancelled{
     "mark_cancelled",
     "UPDATE outbox SET status = 'cancelled', last_error = $1 WHERE id = $2 AND status = "
@@ -204,12 +205,15 @@ constexpr Statement kListMessages{"list_messages",
 
 Error NotFound(const std::string& id) { return Error{"not_found", "message " + id + " not found"}; }
 
-// Runs a one-row outbox update; "not_found" when no message has the id.
+// Runs a one-row outbox update. When it changed nothing: "not_found" if no message has the id;
+// otherwise the message was decided already (an update limited to pending messages) and the
+// first outcome stands.
 template <typename... Args>
 Status UpdateMessage(pg_internal::Database& db, const std::string& id, const Statement& statement,
                      const Args&... args) {
   return db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
-    if (tx.Exec(statement, args...).affected_rows() == 0) return NotFound(id);
+    if (tx.Exec(statement, args...).affected_rows() > 0) return Status::Ok();
+    if (tx.Exec(kMessageExists, id).empty()) return NotFound(id);
     return Status::Ok();
   });
 }
@@ -264,12 +268,7 @@ Status PgStore::MarkDead(const std::string& id, const std::string& error) {
 }
 
 Status PgStore::MarkCancelled(const std::string& id, const std::string& reason) {
-  return impl_->db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
-    if (tx.Exec(kMarkCancelled, reason, id).affected_rows() > 0) return Status::Ok();
-    // Not pending: decided already (fine), or unknown.
-    if (tx.Exec(kMessageExists, id).empty()) return NotFound(id);
-    return Status::Ok();
-  });
+  return UpdateMessage(impl_->db, id, kMarkCancelled, reason, id);
 }
 
 Result<std::vector<OutboxMessage>> PgStore::ListMessages(MessageStatus status, int limit) {

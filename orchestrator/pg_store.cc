@@ -199,6 +199,24 @@ void Pool::Discard(std::unique_ptr<Connection> conn) {
 
 // ---- running calls ----
 
+namespace {
+
+// The Error code for a failed statement, by SQLSTATE class: "storage" for what passes (the
+// connection, a serialization failure or deadlock, resources, an administrator's shutdown),
+// "invalid_argument" for a value the database cannot take (class 22, such as invalid UTF-8),
+// and "internal" for what retrying will not fix (permissions, a missing table, a constraint).
+std::string ErrorCode(const pqxx::sql_error* e) {
+  if (e == nullptr) return "storage";
+  const std::string state = e->sqlstate();
+  for (const char* transient : {"08", "40", "53", "55P03", "57", "58"}) {
+    if (state.rfind(transient, 0) == 0) return "storage";
+  }
+  if (state.rfind("22", 0) == 0) return "invalid_argument";
+  return state.empty() ? "storage" : "internal";
+}
+
+}  // namespace
+
 Status Database::Run(Mode mode, const std::function<Status(Tx&)>& body) {
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
@@ -232,9 +250,7 @@ Status Database::Run(Mode mode, const std::function<Status(Tx&)>& body) {
     } catch (const std::exception& e) {
       lost = dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr || !conn->db->is_open();
       const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
-      // Class 22 (data exception): a value the database cannot take, such as invalid UTF-8.
-      const bool bad_value = !lost && sql != nullptr && sql->sqlstate().rfind("22", 0) == 0;
-      result = Error{bad_value ? "invalid_argument" : "storage",
+      result = Error{lost ? "storage" : ErrorCode(sql),
                      (lost && committing ? "commit outcome unknown: " : "") + Message(e)};
     }
     if (!lost) {
@@ -425,17 +441,19 @@ Result<ProfileChange> PgStore::UpsertProfileRecorded(const std::string& customer
 }
 
 Status PgStore::EraseCustomer(const std::string& customer) {
+  // In the order Commit locks the same tables (profiles, states, timers, events, outbox, ...),
+  // so an erasure and a commit touching the customer queue instead of deadlocking.
   static constexpr Statement kErase[] = {
       {"erase_profile", "DELETE FROM profiles WHERE customer = $1"},
-      {"erase_events", "DELETE FROM events WHERE customer = $1"},
       {"erase_states", "DELETE FROM states WHERE customer = $1"},
       {"erase_state_log", "DELETE FROM state_log WHERE customer = $1"},
       {"erase_timers", "DELETE FROM timers WHERE customer = $1"},
-      {"erase_sends", "DELETE FROM sends WHERE customer = $1"},
-      {"erase_timeline", "DELETE FROM timeline WHERE customer = $1"},
+      {"erase_events", "DELETE FROM events WHERE customer = $1"},
       {"erase_outbox",
        "UPDATE outbox SET recipient = '', payload = '{}', status = CASE status WHEN 'pending' "
        "THEN 'cancelled' ELSE status END WHERE customer = $1"},
+      {"erase_sends", "DELETE FROM sends WHERE customer = $1"},
+      {"erase_timeline", "DELETE FROM timeline WHERE customer = $1"},
   };
   return impl_->db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
     for (const Statement& statement : kErase) tx.Exec(statement, customer);
@@ -827,6 +845,7 @@ Result<Ownership> PgStore::RenewLeases(const std::string& node, Seconds ttl) {
 
 Status PgStore::ReleaseLeases(const std::string& node) {
   return impl_->db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
+    tx.Exec(kLockLeases);  // in partition order, as RenewLeases: the two never deadlock
     tx.Exec(kReleaseLeases, node);
     tx.Exec(kDropNode, node);
     return Status::Ok();

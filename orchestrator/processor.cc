@@ -535,7 +535,12 @@ Result<int> Processor::RunOnce() {
     Fence fence{ownership.node, {}};
     for (const std::string& c : order) {
       const int partition = PartitionOf(c);
-      fence.epochs[partition] = ownership.epochs.at(partition);
+      auto held = ownership.epochs.find(partition);
+      if (held == ownership.epochs.end()) {
+        return Error{"internal", "the store returned " + c + " of partition " +
+                                     std::to_string(partition) + ", which is not held"};
+      }
+      fence.epochs[partition] = held->second;
     }
     work.batch().fence = std::move(fence);
   }

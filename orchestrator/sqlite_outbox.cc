@@ -109,20 +109,28 @@ Status SqliteStore::MarkSent(const std::string& id, Time at) {
 Status SqliteStore::MarkRetry(const std::string& id, Time at, const std::string& error) {
   std::lock_guard lock(mu_);
   ITINERA_SQL(q,
-              "UPDATE outbox SET status = 'pending', not_before = ?, last_error = ? WHERE id = ?");
+              "UPDATE outbox SET not_before = ?, last_error = ? "
+              "WHERE id = ? AND status = 'pending'");
   if (q.Bind(Secs(at)).Bind(error).Bind(id).Step() != SQLITE_DONE) {
     return StorageError("mark retry");
   }
-  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();
+  return sqlite3_changes(db_) > 0 ? Status::Ok() : DecidedOrUnknown(id);
 }
 
 Status SqliteStore::MarkDead(const std::string& id, const std::string& error) {
   std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?");
+  ITINERA_SQL(q,
+              "UPDATE outbox SET status = 'dead', last_error = ? "
+              "WHERE id = ? AND status = 'pending'");
   if (q.Bind(error).Bind(id).Step() != SQLITE_DONE) return StorageError("mark dead");
-  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();
+  return sqlite3_changes(db_) > 0 ? Status::Ok() : DecidedOrUnknown(id);
+}
+
+Status SqliteStore::DecidedOrUnknown(const std::string& id) {
+  auto existing = ReadMessage(id);
+  if (!existing.ok()) return existing.error();
+  if (!existing->has_value()) return Error{"not_found", "message " + id + " not found"};
+  return Status::Ok();  // sent, dead or cancelled already: the first outcome stands
 }
 
 Status SqliteStore::MarkCancelled(const std::string& id, const std::string& reason) {
@@ -131,11 +139,7 @@ Status SqliteStore::MarkCancelled(const std::string& id, const std::string& reas
               "UPDATE outbox SET status = 'cancelled', last_error = ? "
               "WHERE id = ? AND status = 'pending'");
   if (q.Bind(reason).Bind(id).Step() != SQLITE_DONE) return StorageError("mark cancelled");
-  if (sqlite3_changes(db_) > 0) return Status::Ok();
-  auto existing = ReadMessage(id);  // not pending: decided already, or unknown
-  if (!existing.ok()) return existing.error();
-  if (!existing->has_value()) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();
+  return sqlite3_changes(db_) > 0 ? Status::Ok() : DecidedOrUnknown(id);
 }
 
 Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus status, int limit) {

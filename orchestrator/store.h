@@ -239,7 +239,9 @@ class Store {
   virtual Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
                                                       const std::string& channel) = 0;
   virtual Status MarkSent(const std::string& id, Time at) = 0;
-  // Back to pending, due again at `at`.
+  // A pending message due again at `at` (its claim given back). MarkRetry and MarkDead change
+  // only a pending message: one already sent, dead or cancelled keeps that first outcome and
+  // the call is Ok, so a late report from a lane that lost its claim cannot bring a message back.
   virtual Status MarkRetry(const std::string& id, Time at, const std::string& error) = 0;
   virtual Status MarkDead(const std::string& id, const std::string& error) = 0;
   // Not sent, by decision (consent withdrawn, address gone, cap reached at dispatch time): the
@@ -309,12 +311,12 @@ struct StoreOptions {
   int pool = 8;  // PostgreSQL: connections, shared by the daemon's threads
 };
 
-// Opens a store from its URL: "memory:" (a MemoryStore), "sqlite:PATH" (parent folders are
-// created), "sqlite::memory:", or "postgresql://..." / "postgres://..." (a libpq connection
-// URI; schema migrations are applied on open).
 // Whether `url` names a PostgreSQL database ("postgresql://" or "postgres://").
 bool IsPostgresUrl(const std::string& url);
 
+// Opens a store from its URL: "memory:" (a MemoryStore), "sqlite:PATH" (parent folders are
+// created), "sqlite::memory:", or "postgresql://..." / "postgres://..." (a libpq connection
+// URI; schema migrations are applied on open).
 Result<std::unique_ptr<Store>> OpenStore(const std::string& url,
                                          const StoreOptions& options = StoreOptions());
 

@@ -36,6 +36,27 @@ inline bool JsonTooDeep(std::string_view text, int max_depth = kMaxJsonDepth) {
   return false;
 }
 
+// True when a string in `text` holds the escape \u0000 (a NUL character). Such strings are
+// refused up front: PostgreSQL text cannot store NUL, and neither a name nor an address has one.
+// Linear; does not validate the JSON otherwise.
+inline bool JsonHasNul(std::string_view text) {
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        if (text.substr(i + 1, 5) == "u0000") return true;
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    }
+  }
+  return false;
+}
+
 }  // namespace itinera
 
 #endif  // ITINERA_UTIL_JSON_LIMITS_H_

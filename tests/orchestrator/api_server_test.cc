@@ -209,6 +209,7 @@ TEST_F(ApiTest, BadEventsAreRefusedWithTheirPath) {
       {"{\"customer_id\": ", "invalid_json", "not valid JSON"},
       {"{\"customer_id\": \"c\xff\", \"type\": \"t\"}", "invalid_json", "UTF-8"},
       {std::string(65, '[') + std::string(65, ']'), "invalid_json", "deeper than 64"},
+      {R"({"customer_id": "c\u0000", "type": "t"})", "invalid_json", "\\u0000"},
       {"[]", "invalid_event", "empty array"},
       {"42", "invalid_event", "event object or an array"},
       {"[1]", "invalid_event", "events[0]: not an object"},
@@ -261,6 +262,8 @@ TEST_F(ApiTest, StorageFailureIs503WithRetryAfterAndNothingClaimed) {
   EXPECT_EQ(r->status, 503);
   EXPECT_EQ(ErrorCode(r), "unavailable");
   EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  // The store's own words (hosts, users) stay in the log.
+  EXPECT_EQ(ErrorMessage(r), "storage is unavailable, retry later");
   EXPECT_TRUE(Events("c-1").empty());
 }
 

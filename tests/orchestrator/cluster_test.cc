@@ -5,6 +5,7 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "orchestrator/memory_store.h"
@@ -70,15 +71,20 @@ class FakeSharedStore final : public testing::ForwardingStore {
     script->push_back(std::move(partitions));
   }
 
+  std::string Released() {
+    std::lock_guard lock(mu_);
+    return released;
+  }
+
   std::shared_ptr<std::deque<std::vector<int>>> script =
       std::make_shared<std::deque<std::vector<int>>>();
-  std::string released;
-  int renewals = 0;
 
  private:
   std::mutex mu_;
   std::map<int, int64_t> epochs;
   bool down = false;
+  std::string released;
+  int renewals = 0;
 };
 
 bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 5s) {
@@ -105,7 +111,7 @@ TEST(ClusterMemberTest, HoldsWhatItRenewsAndWakesTheProcessorForNewPartitions) {
   ASSERT_TRUE(Eventually([&] { return member.Current().epochs.count(9) == 1; }));
   EXPECT_TRUE(Eventually([&] { return woken > before; }));
   member.Stop();
-  EXPECT_EQ(store.released, "node-a");
+  EXPECT_EQ(store.Released(), "node-a");
   EXPECT_TRUE(member.Current().epochs.empty());
 }
 
@@ -147,12 +153,18 @@ TEST(ClusterMemberTest, WhenRenewalsFailThePartitionsAreDroppedOnceTheLeaseRunsO
   member.Stop();
 }
 
-TEST(ClusterMemberTest, NodeIdsNameTheHostOrTheConfiguredNameAndThePid) {
-  const std::string pid = "-" + std::to_string(::getpid());
-  EXPECT_EQ(ClusterMember::NodeId("web-1"), "web-1" + pid);
-  std::string id = ClusterMember::NodeId("");
-  EXPECT_GT(id.size(), pid.size());
-  EXPECT_EQ(id.substr(id.size() - pid.size()), pid);
+TEST(ClusterMemberTest, NodeIdsNameTheHostOrTheConfiguredNameThePidAndARandomPart) {
+  const std::string pid = "-" + std::to_string(::getpid()) + "-";
+  std::string named = ClusterMember::NodeId("web");
+  ASSERT_EQ(named.size(), std::string("web").size() + pid.size() + 4) << named;
+  EXPECT_EQ(named.substr(0, 3 + pid.size()), "web" + pid);
+  std::string host = ClusterMember::NodeId("");
+  EXPECT_NE(host.find(pid), std::string::npos) << host;
+  EXPECT_NE(host.substr(0, 1), "-");
+  // Two replicas with the same name and pid still differ (1 in 65,536 would not: try a few).
+  std::set<std::string> ids;
+  for (int i = 0; i < 8; ++i) ids.insert(ClusterMember::NodeId("web"));
+  EXPECT_GT(ids.size(), 1u);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "orchestrator/daemon.h"
+
 namespace itinera::orch {
 namespace {
 
@@ -90,6 +92,17 @@ lease = "20s"
   ASSERT_FALSE(lease.ok());
   EXPECT_EQ(lease.error().message,
             "itinera.toml: [cluster] lease must be a duration of at least \"2s\", not \"1s\"");
+}
+
+TEST(ConfigTest, StoreUrlsAreLoggedWithoutPasswords) {
+  EXPECT_EQ(RedactUrl("postgresql://itinera:s3cret@db:5432/itinera"),
+            "postgresql://itinera:***@db:5432/itinera");
+  EXPECT_EQ(RedactUrl("postgresql://itinera@db/itinera?password=s3cret&sslmode=require"),
+            "postgresql://itinera@db/itinera?password=***&sslmode=require");
+  EXPECT_EQ(RedactUrl("postgresql://db/x?sslmode=require&password=s3cret"),
+            "postgresql://db/x?sslmode=require&password=***");
+  EXPECT_EQ(RedactUrl("postgresql://itinera@db/itinera"), "postgresql://itinera@db/itinera");
+  EXPECT_EQ(RedactUrl("sqlite:var/itinera.db"), "sqlite:var/itinera.db");
 }
 
 TEST(ConfigTest, UnknownKeyIsAnErrorWithSuggestion) {

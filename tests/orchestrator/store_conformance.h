@@ -752,6 +752,24 @@ TYPED_TEST_P(StoreConformanceTest, LoadCustomersMatchesTheSingleCustomerReads) {
   EXPECT_TRUE(store.LoadCustomers({}, At(0), 10)->empty());
 }
 
+// A late outcome from a lane that lost its claim never brings a decided message back.
+TYPED_TEST_P(StoreConformanceTest, RetryAndDeadChangeOnlyPendingMessages) {
+  this->Insert(Message("m-sent", At(0)));
+  this->Insert(Message("m-cancelled", At(0)));
+  Store& store = *this->store_;
+  ASSERT_TRUE(store.MarkSent("m-sent", At(1)).ok());
+  ASSERT_TRUE(store.MarkCancelled("m-cancelled", "consent withdrawn").ok());
+  EXPECT_TRUE(store.MarkRetry("m-sent", At(5), "timeout").ok());
+  EXPECT_TRUE(store.MarkDead("m-sent", "550").ok());
+  EXPECT_TRUE(store.MarkRetry("m-cancelled", At(5), "timeout").ok());
+  EXPECT_EQ(this->Get("m-sent").status, MessageStatus::kSent);
+  EXPECT_EQ(this->Get("m-cancelled").status, MessageStatus::kCancelled);
+  EXPECT_EQ(this->Get("m-cancelled").last_error, "consent withdrawn");
+  EXPECT_TRUE(this->ClaimIds(At(100)).empty());
+  EXPECT_EQ(store.MarkRetry("m-none", At(5), "x").error().code, "not_found");
+  EXPECT_EQ(store.MarkDead("m-none", "x").error().code, "not_found");
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, UpsertMergesIntoTheProfile,
     CommitPatchesTheProfileAndKeepsConcurrentUpserts, EventsWithASeenIdAreAcceptedWithoutEffect,
@@ -763,8 +781,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     MessageCountsByChannelAndStatus, RecentSendsAreWindowedPerCustomer,
     RoutingAndJourneyCountersAccumulate, TimelineIsNewestFirst, JourneyVersionsAreRecordedOnce,
     AFailedBatchLeavesNothing, EraseRemovesTheCustomersData, CommitsFromManyThreadsAllLand,
-    LoadCustomersMatchesTheSingleCustomerReads, InboxAndDueCustomersFilterByPartition,
-    RepeatedKeysInOneBatchApplyInOrder);
+    RetryAndDeadChangeOnlyPendingMessages, LoadCustomersMatchesTheSingleCustomerReads,
+    InboxAndDueCustomersFilterByPartition, RepeatedKeysInOneBatchApplyInOrder);
 
 }  // namespace itinera::orch::store_testing
 

@@ -18,5 +18,13 @@ TEST(JsonLimitsTest, RefusesHostileDepth) {
   EXPECT_FALSE(JsonTooDeep(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')));
 }
 
+TEST(JsonLimitsTest, FindsNulEscapesInStringsOnly) {
+  EXPECT_TRUE(JsonHasNul(R"({"email": "a\u0000b@x"})"));
+  EXPECT_TRUE(JsonHasNul(R"(["ok", "\u0000"])"));
+  EXPECT_FALSE(JsonHasNul(R"({"email": "a\u0001b@x"})"));
+  EXPECT_FALSE(JsonHasNul(R"({"path": "C:\\u0000"})"));  // an escaped backslash, then text
+  EXPECT_FALSE(JsonHasNul(R"({"u0000": 1})"));
+}
+
 }  // namespace
 }  // namespace itinera
