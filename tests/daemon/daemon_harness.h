@@ -125,12 +125,13 @@ inline Reply ToReply(const httplib::Result& r) {
 }
 
 // The itinera.toml a Daemon writes. [server] listen and public_url, [email] from and [delivery]
-// retry_initial = "1s", retry_max = "2s" and lease = "3s" (a killed daemon's claims come back
-// within seconds) are always set; the strings add lines.
+// retry_initial = "1s", retry_max = "2s" and lease (default "3s": a killed daemon's claims come
+// back within seconds) are always set; the other strings add lines.
 struct ConfigText {
   std::string server;                               // more lines in [server]
   std::string email = "connector = \"maildir\"\n";  // lines in [email] besides `from`
   std::string delivery;                             // more lines in [delivery]
+  std::string lease = "3s";                         // [delivery] lease
   std::string rest;                                 // further sections ([sms], teams, webhooks)
 };
 
@@ -162,12 +163,11 @@ class Daemon {
   // ---- the folder ----
 
   void WriteConfig(const ConfigText& c) {
-    std::string text =
-        "[server]\nlisten = \"127.0.0.1:" + std::to_string(port_) + "\"\npublic_url = \"" +
-        BaseUrl() + "\"\n" + c.server + "\n[email]\nfrom = \"Vltava Motors <" + kFromAddress +
-        ">\"\n" + c.email +
-        "\n[delivery]\nretry_initial = \"1s\"\nretry_max = \"2s\"\nlease = \"3s\"\n" + c.delivery +
-        "\n" + c.rest;
+    std::string text = "[server]\nlisten = \"127.0.0.1:" + std::to_string(port_) +
+                       "\"\npublic_url = \"" + BaseUrl() + "\"\n" + c.server +
+                       "\n[email]\nfrom = \"Vltava Motors <" + kFromAddress + ">\"\n" + c.email +
+                       "\n[delivery]\nretry_initial = \"1s\"\nretry_max = \"2s\"\nlease = \"" +
+                       c.lease + "\"\n" + c.delivery + "\n" + c.rest;
     WriteText(dir_ / "itinera.toml", text);
   }
   void WriteJourney(const std::string& id, const std::string& text) {
