@@ -42,17 +42,6 @@ journey tour "Showroom tour" {
 
 std::string CustomerId(int i) { return "cust-" + std::to_string(i); }
 
-void Parallel(int n, int threads, const std::function<void(int)>& work) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      for (int i = next++; i < n; i = next++) work(i);
-    });
-  }
-  for (auto& th : pool) th.join();
-}
-
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {

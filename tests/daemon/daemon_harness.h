@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -92,6 +93,18 @@ inline bool WaitUntil(const std::function<bool()>& done, std::chrono::millisecon
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(50ms);
   }
+}
+
+// Runs `work(i)` for every i in [0, n) on `threads` threads (clients hitting a daemon at once).
+inline void Parallel(int n, int threads, const std::function<void(int)>& work) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (int i = next++; i < n; i = next++) work(i);
+    });
+  }
+  for (auto& th : pool) th.join();
 }
 
 // An HTTP answer with its body parsed as JSON when it is JSON (else null).

@@ -39,18 +39,6 @@ journey two_mails "Two mails" {
 
 std::string CustomerId(int i) { return "cust-" + std::to_string(i); }
 
-// Runs `work(i)` for i in [0, n) on `threads` threads.
-void Parallel(int n, int threads, const std::function<void(int)>& work) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      for (int i = next++; i < n; i = next++) work(i);
-    });
-  }
-  for (auto& th : pool) th.join();
-}
-
 // The Message-ID header of a delivered file.
 std::string MessageIdHeader(const fs::path& file) {
   return connectors::testing::ParseEntity(ReadText(file)).Header("Message-ID");
