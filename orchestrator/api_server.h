@@ -60,7 +60,7 @@ struct ApiOptions {
   std::vector<std::string> api_tokens;  // empty: no authentication (loopback use)
   std::string tracking_secret;          // empty: every tracking link answers 404
   int64_t max_body_bytes = 1 << 20;     // larger request bodies get 413
-  int threads = 8;                      // worker threads (concurrent requests)
+  int threads = 64;                     // worker threads (concurrent requests)
 };
 
 class ApiServer {

@@ -253,6 +253,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
          r.Double("alert_rate", config.delivery.alert_rate);
          r.Double("webhook_rate", config.delivery.webhook_rate);
          r.Int("batch", config.delivery.batch);
+         r.Int("connections", config.delivery.connections);
          r.String("lease", config.delivery.lease);
          r.RejectUnknown();
          return r.error();
@@ -289,6 +290,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
   }
   if (config.delivery.batch < 1 || config.delivery.batch > 10000) {
     return Error{"config", source_name + ": [delivery] batch must be between 1 and 10000"};
+  }
+  if (config.delivery.connections < 1 || config.delivery.connections > 64) {
+    return Error{"config", source_name + ": [delivery] connections must be between 1 and 64"};
   }
   for (const auto* key :
        {&config.delivery.retry_initial, &config.delivery.retry_max, &config.delivery.lease}) {

@@ -64,6 +64,8 @@ struct Config {
     double alert_rate = 0;
     double webhook_rate = 0;
     int64_t batch = 500;  // customers advanced per commit (group commit)
+    // Sends in flight at once per lane, each worker on its own connection (1 to 64).
+    int64_t connections = 4;
     // A claimed message not reported sent, failed or released within this time (the process
     // died mid-send) is claimed again, with the same idempotency key. A lane starts no send
     // after half of it, so it must exceed twice the slowest send (SMTP gives up after 60 s).

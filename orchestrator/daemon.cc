@@ -295,6 +295,7 @@ int RunDaemon(const Config& config) {
                  {"webhook", config.delivery.webhook_rate}};
   dopts.email_from = config.email.from;
   dopts.lease = DurationOr(config.delivery.lease, Seconds{120});
+  dopts.connections = static_cast<int>(config.delivery.connections);
   if (auto probe = MakeConnectors(config, clock); !probe.ok()) {
     LogError("cannot set up the connectors", {{"error", probe.error().message}});
     return 1;

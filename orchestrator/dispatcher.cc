@@ -1,6 +1,9 @@
 #include "orchestrator/dispatcher.h"
 
 #include <algorithm>
+#include <optional>
+#include <set>
+#include <system_error>
 
 #include "orchestrator/engine.h"
 #include "orchestrator/processor.h"
@@ -15,6 +18,8 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kIdlePoll = std::chrono::seconds(1);
+constexpr int kClaimPerConnection = 64;  // the default claim: messages per sender worker
+constexpr size_t kRecordEvery = 256;     // outcomes recorded in one transaction, at most
 
 std::string Text(const json& object, const char* key) {
   if (!object.is_object()) return "";
@@ -63,6 +68,24 @@ std::string AlertContextText(const json& context) {
   return out;
 }
 
+// One claimed batch of a lane being delivered. The workers take messages by `next`; outcomes
+// wait in `outcomes` (under `mu`) until a chunk is recorded.
+struct Dispatcher::Pass {
+  Pass(Lane& lane, const std::vector<OutboxMessage>& messages)
+      : lane(lane), messages(messages), started(std::chrono::steady_clock::now()) {}
+
+  Lane& lane;
+  const std::vector<OutboxMessage>& messages;
+  const std::chrono::steady_clock::time_point started;
+  // Profiles and recent sends of the email and SMS customers, read once for the pass.
+  std::map<std::string, CustomerSnapshot> customers;
+  std::optional<Error> customers_error;  // the read failed: those messages are retried soon
+  std::atomic<size_t> next{0};
+  std::atomic<int> handled{0};
+  std::mutex mu;
+  std::vector<OutboxOutcome> outcomes;  // reported, not recorded yet
+};
+
 const std::vector<std::string>& Dispatcher::Lanes() {
   static const std::vector<std::string> lanes = {"email", "sms", "alert", "webhook"};
   return lanes;
@@ -76,6 +99,7 @@ Dispatcher::Dispatcher(Store& store, const Clock& clock, const JourneyRegistry& 
       registry_(registry),
       directory_(directory),
       options_(std::move(options)),
+      connections_(std::max(1, options_.connections)),
       make_(std::move(make)),
       rng_(options_.seed != 0 ? options_.seed : std::random_device{}()) {
   for (const std::string& name : Lanes()) {
@@ -89,13 +113,16 @@ Dispatcher::Dispatcher(Store& store, const Clock& clock, const JourneyRegistry& 
 
 Dispatcher::~Dispatcher() { Stop(); }
 
+void Dispatcher::MakeConnectors(Lane& lane) {
+  while (static_cast<int>(lane.connectors.size()) < connections_) {
+    lane.connectors.push_back(make_(lane.name));
+  }
+}
+
 void Dispatcher::Start() {
   for (auto& [name, lane] : lanes_) {
     Lane* l = lane.get();
-    if (!l->made) {
-      l->connectors = make_(name);
-      l->made = true;
-    }
+    MakeConnectors(*l);
     l->thread = std::thread([this, l] { Loop(*l); });
   }
 }
@@ -109,7 +136,10 @@ void Dispatcher::Poke() {
 }
 
 void Dispatcher::Stop() {
-  stopping_ = true;
+  {
+    std::lock_guard lock(mu_);  // so no waiter checks the flag and then misses the wake-up
+    stopping_ = true;
+  }
   wake_.notify_all();
   for (auto& [name, lane] : lanes_) {
     if (lane->thread.joinable()) lane->thread.join();
@@ -133,46 +163,113 @@ void Dispatcher::Loop(Lane& lane) {
   }
 }
 
+int Dispatcher::ClaimSize(const Lane& lane) const {
+  int claim = options_.claim > 0 ? options_.claim : kClaimPerConnection * connections_;
+  if (lane.rate > 0) {
+    // No more than the rate lets the lane send before the pass is late (half the lease): what
+    // is given back has used up an attempt.
+    double affordable = lane.rate * static_cast<double>(options_.lease.count()) / 4;
+    claim = static_cast<int>(std::clamp(affordable, 1.0, static_cast<double>(claim)));
+  }
+  return claim;
+}
+
 Result<int> Dispatcher::RunLane(const std::string& name) {
   Lane& lane = *lanes_.at(name);
-  if (!lane.made) {
-    lane.connectors = make_(name);
-    lane.made = true;
-  }
+  MakeConnectors(lane);
   const Time now = clock_.Now();
-  auto claimed = store_.ClaimDue(now, options_.claim, options_.lease, name);
+  auto claimed = store_.ClaimDue(now, ClaimSize(lane), options_.lease, name);
   if (!claimed.ok()) return claimed.error();
-  const auto started = std::chrono::steady_clock::now();
-  int handled = 0;
-  for (const OutboxMessage& m : *claimed) {
-    Throttle(lane);
+  if (claimed->empty()) return 0;
+  Pass pass(lane, *claimed);
+  ReadCustomers(pass, now);
+  const size_t workers = std::min(static_cast<size_t>(connections_), claimed->size());
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < workers; ++i) {
+    try {
+      threads.emplace_back([this, &pass, &lane, i] { Work(pass, lane.connectors[i]); });
+    } catch (const std::system_error& e) {  // no thread to be had: fewer workers do it all
+      LogWarn("cannot start a sender worker", {{"lane", name}, {"error", e.what()}});
+      break;
+    }
+  }
+  Work(pass, lane.connectors[0]);
+  for (std::thread& t : threads) t.join();
+  Flush(lane.name, pass.outcomes);  // the workers are done: no lock needed
+  return pass.handled.load();
+}
+
+void Dispatcher::ReadCustomers(Pass& pass, Time now) {
+  std::vector<std::string> customers;
+  std::set<std::string> seen;
+  for (const OutboxMessage& m : pass.messages) {
+    if ((m.channel == "email" || m.channel == "sms") && !m.payload.contains("render_error") &&
+        seen.insert(m.customer).second) {
+      customers.push_back(m.customer);
+    }
+  }
+  if (customers.empty()) return;
+  auto read = store_.LoadCustomers(customers, now - kSendHistory, /*events_per_customer=*/0);
+  if (read.ok()) {
+    pass.customers = std::move(*read);
+  } else {
+    pass.customers_error = read.error();
+  }
+}
+
+void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
+  for (size_t i = pass.next++; i < pass.messages.size(); i = pass.next++) {
+    const OutboxMessage& m = pass.messages[i];
+    Throttle(pass.lane);
     // Give back what we will not get to: on stop, or when a send started now might outlast the
     // lease (another daemon could then claim and send it too). Checked after the rate limit's
     // wait, right before the send.
-    bool late = std::chrono::steady_clock::now() - started > options_.lease / 2;
+    bool late = std::chrono::steady_clock::now() - pass.started > options_.lease / 2;
     if (stopping_ || late) {
-      Status s = store_.MarkRetry(m.id, clock_.Now(), m.last_error);
-      if (!s.ok())
-        LogError("cannot release a message", {{"id", m.id}, {"error", s.error().message}});
+      Report(pass, {m.id, OutboxOutcome::kRetry, clock_.Now(), m.last_error});
       continue;
     }
-    Deliver(lane, m);
-    ++handled;
+    Deliver(pass, connectors, m);
+    ++pass.handled;
   }
-  return handled;
+}
+
+void Dispatcher::Report(Pass& pass, OutboxOutcome outcome) {
+  std::vector<OutboxOutcome> chunk;
+  {
+    std::lock_guard lock(pass.mu);
+    pass.outcomes.push_back(std::move(outcome));
+    if (pass.outcomes.size() < kRecordEvery) return;
+    chunk.swap(pass.outcomes);
+  }
+  Flush(pass.lane.name, chunk);
+}
+
+void Dispatcher::Flush(const std::string& lane, const std::vector<OutboxOutcome>& outcomes) {
+  if (outcomes.empty()) return;
+  Status s = Record([&] { return store_.RecordOutcomes(outcomes); });
+  if (!s.ok()) {
+    LogError("cannot record delivery outcomes", {{"lane", lane},
+                                                 {"messages", outcomes.size()},
+                                                 {"first_id", outcomes.front().id},
+                                                 {"error", s.error().message}});
+  }
 }
 
 void Dispatcher::Throttle(Lane& lane) {
   if (lane.rate <= 0) return;
-  auto now = std::chrono::steady_clock::now();
-  if (lane.next_send > now) {
-    std::unique_lock lock(mu_);
-    wake_.wait_until(lock, lane.next_send, [&] { return stopping_.load(); });
-    now = std::chrono::steady_clock::now();
-  }
   auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(1.0 / lane.rate));
-  lane.next_send = std::max(lane.next_send, now) + interval;
+  std::chrono::steady_clock::time_point slot;
+  {
+    std::lock_guard lock(lane.throttle_mu);
+    slot = std::max(lane.next_send, std::chrono::steady_clock::now());
+    lane.next_send = slot + interval;
+  }
+  if (slot > std::chrono::steady_clock::now()) {
+    std::unique_lock lock(mu_);
+    wake_.wait_until(lock, slot, [&] { return stopping_.load(); });
+  }
 }
 
 Seconds Dispatcher::Backoff(int64_t attempts) {
@@ -198,19 +295,18 @@ Status Dispatcher::Record(const std::function<Status()>& write) {
   }
 }
 
-void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
+void Dispatcher::Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& m) {
+  Lane& lane = pass.lane;
   LaneStats& stats = *lane.stats;
   const Time now = clock_.Now();
   auto dead = [&](const std::string& error) {
     ++stats.dead;
-    Status s = Record([&] { return store_.MarkDead(m.id, error); });
+    Report(pass, {m.id, OutboxOutcome::kDead, Time{}, error});
     LogWarn("message is dead", {{"id", m.id},
                                 {"lane", lane.name},
                                 {"customer", m.customer},
                                 {"journey", m.journey},
                                 {"error", error}});
-    if (!s.ok())
-      LogError("cannot record a dead message", {{"id", m.id}, {"error", s.error().message}});
   };
   if (m.payload.contains("render_error"))
     return dead("template: " + Text(m.payload, "render_error"));
@@ -223,24 +319,23 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
 
   if (channel == "email" || channel == "sms") {
     // Checked again just before sending: consent, address, caps, quiet hours.
-    auto profile = store_.GetProfile(m.customer);
-    if (!profile.ok()) {
-      Status s = store_.MarkRetry(m.id, now + Seconds{5}, profile.error().message);
-      (void)s;
+    if (pass.customers_error) {
+      Report(pass, {m.id, OutboxOutcome::kRetry, now + Seconds{5}, pass.customers_error->message});
       return;
     }
-    if (!profile->has_value()) {
+    auto customer = pass.customers.find(m.customer);
+    if (customer == pass.customers.end() || !customer->second.profile) {
       ++stats.cancelled;
-      (void)store_.MarkCancelled(m.id, "erased");
+      Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, "erased"});
       return;
     }
+    const nlohmann::json& profile = *customer->second.profile;
     std::string to = Text(m.payload, "to");
     auto catalog = registry_.Snapshot();
     const dsl::Program* program =
         catalog->Find(m.journey, m.payload.value("version", static_cast<int64_t>(0)));
     if (program != nullptr) {
-      auto sends = store_.RecentSends(m.customer, now - kSendHistory);
-      std::vector<SendRecord> others = sends.ok() ? *sends : std::vector<SendRecord>();
+      std::vector<SendRecord> others = customer->second.sends;
       // This message's own send record is in there; it must not count against itself.
       for (auto it = others.begin(); it != others.end(); ++it) {
         if (it->channel == channel && it->at == m.created_at && !it->held) {
@@ -257,17 +352,17 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
       held.held_at = m.created_at;
       held.until = now;
       if (m.payload.contains("entry_event")) held.entry_event = m.payload["entry_event"];
-      HeldDelivery check = DeliverHeld(*program, held, **profile, others, now);
+      HeldDelivery check = DeliverHeld(*program, held, profile, others, now);
       if (check.kind == HeldDelivery::Kind::kSkipped) {
         ++stats.cancelled;
-        Status s = store_.MarkCancelled(m.id, check.reason);
+        Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, check.reason});
         LogInfo("message cancelled at dispatch", {{"id", m.id}, {"reason", check.reason}});
-        if (!s.ok()) LogError("cannot cancel a message", {{"id", m.id}});
         return;
       }
       if (check.kind == HeldDelivery::Kind::kHeld && check.until) {
         ++stats.deferred;
-        (void)store_.MarkRetry(m.id, *check.until, "quiet hours until " + FormatTime(*check.until));
+        Report(pass, {m.id, OutboxOutcome::kRetry, *check.until,
+                      "quiet hours until " + FormatTime(*check.until)});
         return;
       }
       if (!check.to.empty()) to = check.to;
@@ -282,14 +377,14 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
       msg.list_unsubscribe_one_click = msg.list_unsubscribe_url.rfind("https://", 0) == 0;
       msg.headers.push_back({"X-Itinera-Journey", m.journey});
       auto t0 = std::chrono::steady_clock::now();
-      result = SendVia(lane.connectors.email.get(), msg, "email");
+      result = SendVia(connectors.email.get(), msg, "email");
       stats.send_micros += std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now() - t0)
                                .count();
     } else {
       msg.channel = connectors::Channel::kSms;
       msg.text_body = Text(m.payload, "text");
-      result = SendVia(lane.connectors.sms.get(), msg, "sms");
+      result = SendVia(connectors.sms.get(), msg, "sms");
     }
   } else if (channel == "alert") {
     const Rep* rep = directory_.FindRep(Text(m.payload, "rep"));
@@ -303,12 +398,12 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
       msg.to = rep->slack_webhook;
       msg.subject = subject;
       msg.text_body = text + (text.empty() || text.back() == '\n' ? "" : "\n") + context;
-      result = SendVia(lane.connectors.chat.get(), msg, "slack");
+      result = SendVia(connectors.chat.get(), msg, "slack");
     } else if (via == "sms") {
       msg.channel = connectors::Channel::kSms;
       msg.to = rep->phone;
       msg.text_body = text;
-      result = SendVia(lane.connectors.sms.get(), msg, "sms");
+      result = SendVia(connectors.sms.get(), msg, "sms");
     } else if (via == "webhook") {
       auto hook = directory_.webhooks.find(rep->webhook);
       if (hook == directory_.webhooks.end())
@@ -321,7 +416,7 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
                    {"text", text},        {"context", m.payload.value("context", json::object())},
                    {"journey", m.journey}};
       msg.text_body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-      result = SendVia(lane.connectors.webhook.get(), msg, "webhook");
+      result = SendVia(connectors.webhook.get(), msg, "webhook");
     } else {
       msg.channel = connectors::Channel::kEmail;
       msg.to = rep->name.empty() ? rep->email : rep->name + " <" + rep->email + ">";
@@ -329,7 +424,7 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
       msg.from = options_.email_from;
       msg.subject = subject;
       msg.text_body = text + (text.empty() || text.back() == '\n' ? "\n" : "\n\n") + context;
-      result = SendVia(lane.connectors.email.get(), msg, "email");
+      result = SendVia(connectors.email.get(), msg, "email");
     }
   } else if (channel == "webhook") {
     auto hook = directory_.webhooks.find(Text(m.payload, "name"));
@@ -341,7 +436,7 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
     msg.signing_secret = hook->second.secret;
     msg.text_body = m.payload.value("body", json::object())
                         .dump(-1, ' ', false, json::error_handler_t::replace);
-    result = SendVia(lane.connectors.webhook.get(), msg, "webhook");
+    result = SendVia(connectors.webhook.get(), msg, "webhook");
   } else {
     return dead("unknown channel " + channel);
   }
@@ -349,9 +444,7 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
   switch (result.outcome) {
     case Delivery::kSent: {
       ++stats.sent;
-      Status s = Record([&] { return store_.MarkSent(m.id, clock_.Now()); });
-      if (!s.ok())
-        LogError("cannot record a sent message", {{"id", m.id}, {"error", s.error().message}});
+      Report(pass, {m.id, OutboxOutcome::kSent, clock_.Now(), ""});
       LogDebug("message sent",
                {{"id", m.id}, {"lane", lane.name}, {"provider_id", result.provider_id}});
       break;
@@ -367,13 +460,12 @@ void Dispatcher::Deliver(Lane& lane, const OutboxMessage& m) {
       if (result.retry_after && *result.retry_after > wait) {
         wait = std::min(*result.retry_after, options_.retry_max);
       }
-      Status s = Record([&] { return store_.MarkRetry(m.id, clock_.Now() + wait, result.error); });
+      Report(pass, {m.id, OutboxOutcome::kRetry, clock_.Now() + wait, result.error});
       LogWarn("send failed; will retry", {{"id", m.id},
                                           {"lane", lane.name},
                                           {"attempt", m.attempts},
                                           {"retry_in_s", wait.count()},
                                           {"error", result.error}});
-      if (!s.ok()) LogError("cannot record a retry", {{"id", m.id}, {"error", s.error().message}});
       break;
     }
     case Delivery::kPermanent:

@@ -1,18 +1,26 @@
 // The dispatcher: delivers the outbox through the connectors.
 //
 // Four lanes, one per outbox channel — email, sms, alert (to the rep's channel: Slack, email,
-// SMS or webhook) and webhook — each with its own thread, its own connector instances and its
-// own rate limit, so one slow or failing provider never stalls the others. A lane claims due
-// messages of its channel with a lease (Store::ClaimDue): a process that dies mid-send has them
-// claimed again after the lease, with the same idempotency key.
+// SMS or webhook) and webhook — each with its own claiming thread, its own connector instances
+// and its own rate limit, so one slow or failing provider never stalls the others. A lane claims
+// due messages of its channel with a lease (Store::ClaimDue): a process that dies mid-send has
+// them claimed again after the lease, with the same idempotency key.
+//
+// A pass of a lane: one claim (up to 64 messages per connection), one read of the profiles and
+// recent sends of the batch's email and SMS customers (Store::LoadCustomers), then `connections`
+// sender workers take the claimed messages one at a time, each through its own connectors
+// (connectors are not thread-safe; an SMTP connector keeps its connection open between sends),
+// all sharing the lane's rate limit. The outcomes are recorded together (Store::RecordOutcomes:
+// one transaction per pass, or per 256 messages): a crash between a send and its record sends
+// that message again, with the same key, once its lease runs out.
 //
 // Just before an email or SMS goes out, consent, the address, frequency caps and quiet hours are
-// checked again with the engine's own DeliverHeld: withdrawn consent cancels the message, quiet
-// hours defer it to the window's end. Outcomes: kSent -> sent; kTransient -> retried with
-// exponential backoff and full jitter (half to all of initial * 2^(attempt-1), at most
-// retry_max) until max_attempts, then dead; kPermanent -> dead at once (a dead letter, visible
-// in GET /v1/messages?status=dead). Secrets (webhook keys, Slack URLs, SMTP passwords) come from
-// the configuration at send time and are never stored in the outbox.
+// checked again (on the pass's read) with the engine's own DeliverHeld: withdrawn consent cancels
+// the message, quiet hours defer it to the window's end. Outcomes: kSent -> sent; kTransient ->
+// retried with exponential backoff and full jitter (half to all of initial * 2^(attempt-1), at
+// most retry_max) until max_attempts, then dead; kPermanent -> dead at once (a dead letter,
+// visible in GET /v1/messages?status=dead). Secrets (webhook keys, Slack URLs, SMTP passwords)
+// come from the configuration at send time and are never stored in the outbox.
 #ifndef ITINERA_ORCHESTRATOR_DISPATCHER_H_
 #define ITINERA_ORCHESTRATOR_DISPATCHER_H_
 
@@ -49,7 +57,10 @@ struct DispatcherOptions {
   Seconds retry_max{3600};
   std::map<std::string, double> rates;  // lane -> messages per second; absent or 0: unlimited
   Seconds lease{300};                   // a claimed message is claimed again after this
-  int claim = 32;                       // messages claimed at once by a lane
+  int connections = 4;                  // sender workers per lane, each with its own connectors
+  // Messages claimed at once by a lane; 0: 64 per connection. A rate-limited lane claims no more
+  // than its rate lets it send in a quarter of the lease.
+  int claim = 0;
   std::string email_from = "Itinera <itinera@localhost>";
   uint64_t seed = 0;  // jitter; 0: random
 };
@@ -68,7 +79,8 @@ class Dispatcher {
  public:
   static const std::vector<std::string>& Lanes();  // "email", "sms", "alert", "webhook"
 
-  // `make` builds one lane's connectors (called once per lane, on Start or the first RunLane).
+  // `make` builds one worker's connectors: called `connections` times per lane, on Start or the
+  // lane's first RunLane.
   Dispatcher(Store& store, const Clock& clock, const JourneyRegistry& registry,
              const Directory& directory, DispatcherOptions options,
              std::function<LaneConnectors(const std::string& lane)> make);
@@ -81,8 +93,9 @@ class Dispatcher {
   // Finishes the sends in progress, gives back what was claimed and not sent, joins.
   void Stop();
 
-  // One pass of one lane on the caller's thread: claims what is due and delivers it. Returns
-  // how many messages were handled. For tests and for Start's threads.
+  // One pass of one lane: claims what is due and delivers it, on the caller's thread and
+  // `connections` - 1 more, and records every outcome before it returns. Returns how many
+  // messages were handled (not given back). For tests and for Start's threads.
   Result<int> RunLane(const std::string& lane);
 
   const LaneStats& stats(const std::string& lane) const { return *lanes_.at(lane)->stats; }
@@ -90,22 +103,33 @@ class Dispatcher {
  private:
   struct Lane {
     std::string name;
-    LaneConnectors connectors;
-    bool made = false;
+    std::vector<LaneConnectors> connectors;  // one set per worker; made on first use
     double rate = 0;
-    std::chrono::steady_clock::time_point next_send{};
+    std::mutex throttle_mu;
+    std::chrono::steady_clock::time_point next_send{};  // guarded by throttle_mu
     std::unique_ptr<LaneStats> stats = std::make_unique<LaneStats>();
     std::thread thread;
   };
+  struct Pass;  // one claimed batch being delivered (dispatcher.cc)
 
   void Loop(Lane& lane);
-  // Delivers one claimed message and records the outcome.
-  void Deliver(Lane& lane, const OutboxMessage& message);
+  void MakeConnectors(Lane& lane);
+  int ClaimSize(const Lane& lane) const;
+  // Reads the profiles and recent sends of the pass's email and SMS customers.
+  void ReadCustomers(Pass& pass, Time now);
+  // A sender worker: takes the pass's messages one at a time until none is left.
+  void Work(Pass& pass, LaneConnectors& connectors);
+  // Delivers one claimed message and reports its outcome.
+  void Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& message);
+  // Adds an outcome to the pass; records a chunk once enough are waiting.
+  void Report(Pass& pass, OutboxOutcome outcome);
+  void Flush(const std::string& lane, const std::vector<OutboxOutcome>& outcomes);
   Seconds Backoff(int64_t attempts);
+  // Waits for the lane's next send slot (shared by its workers); returns at once when stopping.
   void Throttle(Lane& lane);
-  // Records the outcome of a send. A "storage" failure (the database is restarting) is retried
-  // until it lands, so a message that went out is not claimed and sent again once its lease
-  // runs out; only a stopping lane gives up (then the send may repeat after the restart).
+  // Records outcomes. A "storage" failure (the database is restarting) is retried until it
+  // lands, so a message that went out is not claimed and sent again once its lease runs out;
+  // only a stopping lane gives up (then the send may repeat after the restart).
   Status Record(const std::function<Status()>& write);
 
   Store& store_;
@@ -113,6 +137,7 @@ class Dispatcher {
   const JourneyRegistry& registry_;
   const Directory& directory_;
   const DispatcherOptions options_;
+  const int connections_;  // options_.connections, at least 1
   std::function<LaneConnectors(const std::string&)> make_;
   std::map<std::string, std::unique_ptr<Lane>> lanes_;
 

@@ -26,6 +26,14 @@ std::string StringField(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// The string at `key`, or an empty string; no copy.
+const std::string& StringRef(const json& j, const char* key) {
+  static const std::string kEmpty;
+  if (!j.is_object()) return kEmpty;
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get_ref<const std::string&>() : kEmpty;
+}
+
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -44,6 +52,8 @@ class Run {
         routing_(context.routing) {
     out_.state = state;
     out_.profile = context.profile.is_object() ? context.profile : json::object();
+    // One call rarely records more; growing the vector would move every Effect.
+    out_.effects.reserve(16);
     customer_ = StringField(out_.profile, "id");
   }
 
@@ -75,7 +85,14 @@ class Run {
   }
   bool Matches(const dsl::EventMatcher& m, const json& event, const Instance* in) const;
   Effect Base(Effect::Kind kind, const Instance& in) const;
-  void Emit(Effect e) { out_.effects.push_back(std::move(e)); }
+  void Stamp(Effect& e, Effect::Kind kind, const Instance& in) const;
+  // Appends an effect stamped as Base would and returns it to be filled in place. The
+  // reference is good until the next effect is emitted.
+  Effect& Emit(Effect::Kind kind, const Instance& in) {
+    Effect& e = out_.effects.emplace_back();
+    Stamp(e, kind, in);
+    return e;
+  }
 
   void Enter(json entry_event);
   void Advance(Instance& in);
@@ -103,7 +120,7 @@ class Run {
 };
 
 bool Run::Matches(const dsl::EventMatcher& m, const json& event, const Instance* in) const {
-  if (StringField(event, "type") != m.type.text) return false;
+  if (StringRef(event, "type") != m.type.text) return false;
   if (!m.where) return true;
   Scope s;
   s.profile = &out_.profile;
@@ -117,6 +134,11 @@ bool Run::Matches(const dsl::EventMatcher& m, const json& event, const Instance*
 
 Effect Run::Base(Effect::Kind kind, const Instance& in) const {
   Effect e;
+  Stamp(e, kind, in);
+  return e;
+}
+
+void Run::Stamp(Effect& e, Effect::Kind kind, const Instance& in) const {
   e.kind = kind;
   e.at = now_;
   e.journey = p_.id;
@@ -125,7 +147,6 @@ Effect Run::Base(Effect::Kind kind, const Instance& in) const {
   if (in.step >= 0 && static_cast<size_t>(in.step) < p_.steps.size()) {
     e.step = p_.step(in.step).id.text;
   }
-  return e;
 }
 
 void Run::Goals(const json& event) {
@@ -138,9 +159,8 @@ void Run::Goals(const json& event) {
                                        : &in == &out_.state.instances.back());
       if (!open || !Matches(goal.event, event, &in)) continue;
       in.goals.insert(goal.name.text);
-      Effect e = Base(Effect::Kind::kGoal, in);
+      Effect& e = Emit(Effect::Kind::kGoal, in);
       e.goal = goal.name.text;
-      Emit(std::move(e));
     }
   }
 }
@@ -242,11 +262,10 @@ void Run::Enter(json entry_event) {
   in.entry_event = std::move(entry_event);
   out_.state.instances.push_back(std::move(in));
   Instance& added = out_.state.instances.back();
-  Effect e = Base(Effect::Kind::kEntered, added);
+  Effect& e = Emit(Effect::Kind::kEntered, added);
   e.step.clear();
   e.version = added.version;
   e.holdout = added.holdout;
-  Emit(std::move(e));
   EnterStep(added, 0);
   Advance(added);
 }
@@ -264,7 +283,7 @@ void Run::EnterStep(Instance& in, int index) {
   in.next_action = 0;
   in.status = InstanceStatus::kActive;
   ++in.step_visits[p_.step(index).id.text];
-  Emit(Base(Effect::Kind::kStep, in));
+  Emit(Effect::Kind::kStep, in);
 }
 
 void Run::Exit(Instance& in, const std::string& reason) {
@@ -273,9 +292,8 @@ void Run::Exit(Instance& in, const std::string& reason) {
   in.wake_at.reset();
   in.exit_reason = reason;
   in.exited_at = now_;
-  Effect e = Base(Effect::Kind::kExited, in);
+  Effect& e = Emit(Effect::Kind::kExited, in);
   e.reason = reason;
-  Emit(std::move(e));
 }
 
 void Run::Pause(Instance& in, WaitKind kind, Time wake_at) {
@@ -376,11 +394,10 @@ std::string Run::ActionMessageId(const Instance& in, int index) const {
 Run::Next Run::Send(Instance& in, const dsl::SendAction& a, int index) {
   const std::string& channel = a.channel.text;
   auto skip = [&](const char* reason) {
-    Effect e = Base(Effect::Kind::kSkipped, in);
+    Effect& e = Emit(Effect::Kind::kSkipped, in);
     e.channel = channel;
     e.template_name = a.template_name.text;
     e.reason = reason;
-    Emit(std::move(e));
     return Next::kContinue;
   };
   if (in.holdout) return skip("holdout");
@@ -409,29 +426,27 @@ Run::Next Run::Send(Instance& in, const dsl::SendAction& a, int index) {
     m.entry_event = in.entry_event;
     m.last_event = in.last_event;
     in.held.push_back(std::move(m));
-    Effect e = Base(Effect::Kind::kHeld, in);
+    Effect& e = Emit(Effect::Kind::kHeld, in);
     e.channel = channel;
     e.template_name = a.template_name.text;
     e.handle = a.handle ? a.handle->text : "";
     e.until = *until;
     e.message_id = id;
-    Emit(std::move(e));
     return Next::kContinue;  // delivered at `until`; the customer moves on now
   }
   sends_.push_back({channel, now_});
-  Effect e = Base(Effect::Kind::kSent, in);
+  Effect& e = Emit(Effect::Kind::kSent, in);
   e.channel = channel;
   e.template_name = a.template_name.text;
-  e.to = to;
+  e.to = std::move(to);
   e.handle = a.handle ? a.handle->text : "";
   e.message_id = id;
   e.data = TemplateData(p_, in, out_.profile, *ctx_.directory, ctx_.public_url + "/u/" + id);
-  Emit(std::move(e));
   return Next::kContinue;
 }
 
 void Run::AlertRep(Instance& in, const Rep& rep, const std::string& template_name, int index) {
-  Effect e = Base(Effect::Kind::kAlert, in);
+  Effect& e = Emit(Effect::Kind::kAlert, in);
   e.rep = rep.id;
   e.template_name = template_name;
   e.channel = rep.alert_via;
@@ -447,17 +462,15 @@ void Run::AlertRep(Instance& in, const Rep& rep, const std::string& template_nam
   e.message_id = HexId(StableHash({ActionMessageId(in, index), rep.id}));
   e.data = TemplateData(p_, in, out_.profile, *ctx_.directory, "");
   e.data["rep"] = {{"id", rep.id}, {"name", rep.name}, {"email", rep.email}, {"phone", rep.phone}};
-  Emit(std::move(e));
 }
 
 void Run::Alert(Instance& in, const dsl::AlertAction& a, int index) {
   const Directory& dir = *ctx_.directory;
   auto skip = [&](const char* reason) {
-    Effect e = Base(Effect::Kind::kSkipped, in);
+    Effect& e = Emit(Effect::Kind::kSkipped, in);
     e.channel = "alert";
     e.template_name = a.template_name.text;
     e.reason = reason;
-    Emit(std::move(e));
   };
   if (in.holdout) return skip("holdout");
   switch (a.target) {
@@ -529,10 +542,9 @@ void Run::Assign(Instance& in, const dsl::AssignAction& a) {
     out_.profile["owner"] = chosen->id;
     out_.profile_changed = true;
   }
-  Effect e = Base(Effect::Kind::kAssigned, in);
+  Effect& e = Emit(Effect::Kind::kAssigned, in);
   e.rep = chosen->id;
   e.team = team;
-  Emit(std::move(e));
 }
 
 void Run::Set(Instance& in, const dsl::SetAction& a) {
@@ -541,28 +553,25 @@ void Run::Set(Instance& in, const dsl::SetAction& a) {
   out_.profile_changed = true;
   std::string attribute;
   for (const auto& part : a.attribute) attribute += (attribute.empty() ? "" : ".") + part;
-  Effect e = Base(Effect::Kind::kSet, in);
-  e.attribute = attribute;
+  Effect& e = Emit(Effect::Kind::kSet, in);
+  e.attribute = std::move(attribute);
   e.value = std::move(value);
-  Emit(std::move(e));
 }
 
 void Run::Webhook(Instance& in, const dsl::WebhookAction& a, int index) {
   if (in.holdout) {
-    Effect e = Base(Effect::Kind::kSkipped, in);
+    Effect& e = Emit(Effect::Kind::kSkipped, in);
     e.channel = "webhook";
     e.template_name = a.name.text;
     e.reason = "holdout";
-    Emit(std::move(e));
     return;
   }
-  Effect e = Base(Effect::Kind::kWebhook, in);
+  Effect& e = Emit(Effect::Kind::kWebhook, in);
   e.name = a.name.text;
   e.message_id = ActionMessageId(in, index);
   e.value = {{"customer", out_.profile},
              {"journey", {{"id", p_.id}, {"title", p_.title}, {"version", in.version}}},
              {"event", in.last_event}};
-  Emit(std::move(e));
 }
 
 }  // namespace

@@ -17,10 +17,11 @@ const char* SendBlocked(const dsl::Program& program, const std::string& channel,
                    consent->value(channel, json(false)) == json(true);
   if (!consented) return "no_consent";
   auto address = profile.find(channel == "sms" ? "phone" : "email");
-  if (address == profile.end() || !address->is_string() || address->get<std::string>().empty()) {
+  if (address == profile.end() || !address->is_string() ||
+      address->get_ref<const std::string&>().empty()) {
     return "no_address";
   }
-  *to = address->get<std::string>();
+  *to = address->get_ref<const std::string&>();
   for (const auto& cap : program.frequency_caps) {
     if (cap.channel.text != channel) continue;
     const Time from = now - Seconds{cap.per_seconds};
@@ -48,7 +49,8 @@ HeldDelivery DeliverHeld(const dsl::Program& program, const HeldMessage& message
                          const json& profile, const std::vector<SendRecord>& recent_sends,
                          Time now) {
   HeldDelivery d;
-  const json& p = profile.is_object() ? profile : json::object();
+  static const json kNoProfile = json::object();
+  const json& p = profile.is_object() ? profile : kNoProfile;  // no copy of the profile
   if (const char* reason =
           SendBlocked(program, message.channel, p, recent_sends, false, 0, now, &d.to)) {
     d.kind = HeldDelivery::Kind::kSkipped;
@@ -89,9 +91,12 @@ void DeliverDueHeld(const dsl::Program& program, Instance& in, const json& profi
         e.kind = Effect::Kind::kSent;
         e.to = d.to;
         sends.push_back({m.channel, now});
-        Instance view = in;  // rendered with the events of the moment it was held
-        view.entry_event = m.entry_event;
-        view.last_event = m.last_event;
+        // Rendered with the events of the moment it was held (TemplateData reads the version
+        // and the events of the instance); the message is not kept, so they are moved.
+        Instance view;
+        view.version = in.version;
+        view.entry_event = std::move(m.entry_event);
+        view.last_event = std::move(m.last_event);
         e.data = TemplateData(program, view, profile, directory, public_url + "/u/" + m.message_id);
         break;
       }

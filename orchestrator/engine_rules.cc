@@ -66,30 +66,46 @@ std::string MessageId(const std::string& journey, int64_t version, const std::st
 json FlattenProfile(const json& profile) {
   json flat = json::object();
   if (!profile.is_object()) return flat;
+  // Core fields first, in key order (so each insertion is at the end); attributes then only
+  // fill the names the core fields left free: core fields win.
+  json::object_t& out = flat.get_ref<json::object_t&>();
+  for (const auto& [key, value] : profile.get_ref<const json::object_t&>()) {
+    if (key != "attributes") out.emplace_hint(out.end(), key, value);
+  }
   auto attributes = profile.find("attributes");
   if (attributes != profile.end() && attributes->is_object()) {
-    for (const auto& [key, value] : attributes->items()) flat[key] = value;
-  }
-  for (const auto& [key, value] : profile.items()) {
-    if (key != "attributes") flat[key] = value;
+    for (const auto& [key, value] : attributes->get_ref<const json::object_t&>()) {
+      out.emplace(key, value);
+    }
   }
   return flat;
 }
 
 json TemplateData(const dsl::Program& program, const Instance& instance, const json& profile,
                   const Directory& directory, const std::string& unsubscribe_url) {
-  json owner = nullptr;  // no owner: `{{#owner}}...{{/owner}}` renders nothing
-  if (const Rep* rep = directory.FindRep(StringField(profile, "owner"))) {
-    owner = {{"id", rep->id}, {"name", rep->name}, {"email", rep->email}, {"phone", rep->phone}};
-  }
-  return json{
-      {"customer", FlattenProfile(profile)},
-      {"entry", EventProperties(instance.entry_event)},
-      {"event", EventProperties(instance.last_event)},
-      {"owner", owner},
-      {"journey", {{"id", program.id}, {"title", program.title}, {"version", instance.version}}},
-      {"links", {{"unsubscribe", unsubscribe_url}}},
+  // Built member by member, in key order (so each insertion is at the end): a braced
+  // initializer would build and take apart a temporary array for every pair.
+  json data = json::object();
+  json::object_t& members = data.get_ref<json::object_t&>();
+  auto add = [&members](const char* key, json value) -> json& {
+    return members.emplace_hint(members.end(), key, std::move(value))->second;
   };
+  add("customer", FlattenProfile(profile));
+  add("entry", EventProperties(instance.entry_event));
+  add("event", EventProperties(instance.last_event));
+  json& journey = add("journey", json::object());
+  journey["id"] = program.id;
+  journey["title"] = program.title;
+  journey["version"] = instance.version;
+  add("links", json::object())["unsubscribe"] = unsubscribe_url;
+  json& owner = add("owner", nullptr);  // no owner: `{{#owner}}...{{/owner}}` renders nothing
+  if (const Rep* rep = directory.FindRep(StringField(profile, "owner"))) {
+    owner["id"] = rep->id;
+    owner["name"] = rep->name;
+    owner["email"] = rep->email;
+    owner["phone"] = rep->phone;
+  }
+  return data;
 }
 
 }  // namespace itinera::orch

@@ -10,11 +10,22 @@ using nlohmann::json;
 namespace {
 
 // A value plus whether it came from a handle with no message yet: comparisons with such a
-// value are false, so `event.message == offer` never matches before `offer` is sent.
+// value are false, so `event.message == offer` never matches before `offer` is sent. Literals
+// and paths are borrowed (`ref`, pointing into the expression or the scope's documents, which
+// outlive the evaluation) rather than copied: conditions then compare without allocating.
 struct Value {
-  json v;
+  json owned;
+  const json* ref = nullptr;
   bool unset_handle = false;
+
+  const json& get() const { return ref != nullptr ? *ref : owned; }
 };
+
+Value Borrowed(const json& v) {
+  Value out;
+  out.ref = &v;
+  return out;
+}
 
 const json* Walk(const json* node, const std::vector<std::string>& path, size_t from) {
   for (size_t i = from; i < path.size(); ++i) {
@@ -39,6 +50,33 @@ const json* EventPath(const json* event, const std::vector<std::string>& path) {
   return Walk(&*props, path, 1);
 }
 
+// `customer.<path[1..]>`: what ProfilePointer(path[1..]) points at in `profile`, or nullptr.
+// Objects are walked in place; an array on the way (never reached by identifier segments) takes
+// the JSON-pointer route so its index rules apply unchanged.
+const json* ProfileValue(const json& profile, const std::vector<std::string>& path) {
+  const json* node = &profile;
+  auto descend = [&node](const auto& key) {
+    if (!node->is_object()) return false;
+    auto it = node->find(key);
+    if (it == node->end()) return false;
+    node = &*it;
+    return true;
+  };
+  auto through_pointer = [&] {
+    auto ptr = ProfilePointer(std::vector<std::string>(path.begin() + 1, path.end()));
+    return profile.contains(ptr) ? &profile[ptr] : nullptr;
+  };
+  if (!IsCoreProfileField(path[1])) {
+    if (node->is_array()) return through_pointer();
+    if (!descend("attributes")) return nullptr;
+  }
+  for (size_t i = 1; i < path.size(); ++i) {
+    if (node->is_array()) return through_pointer();
+    if (!descend(path[i])) return nullptr;
+  }
+  return node;
+}
+
 const json* Resolve(const std::vector<std::string>& path, const Scope& scope, bool& unset) {
   unset = false;
   if (path.empty()) return nullptr;
@@ -58,10 +96,7 @@ const json* Resolve(const std::vector<std::string>& path, const Scope& scope, bo
   }
   if (path[0] == "customer") {
     if (scope.profile == nullptr) return nullptr;
-    std::vector<std::string> rest(path.begin() + 1, path.end());
-    auto ptr = ProfilePointer(rest);
-    if (!scope.profile->contains(ptr)) return nullptr;
-    return &(*scope.profile)[ptr];
+    return ProfileValue(*scope.profile, path);
   }
   if (path[0] == "event") return path.size() == 1 ? nullptr : EventPath(scope.event, path);
   if (path[0] == "entry") return path.size() == 1 ? nullptr : EventPath(scope.entry, path);
@@ -127,16 +162,19 @@ json Number(double d) {
   return d;
 }
 
-json Arithmetic(dsl::Op op, json a, json b) {
-  if (op == dsl::Op::kAdd && a.is_string() && (b.is_string() || b.is_null())) {
-    return a.get<std::string>() + (b.is_null() ? "" : b.get<std::string>());
+json Arithmetic(dsl::Op op, const json& left, const json& right) {
+  if (op == dsl::Op::kAdd && left.is_string() && (right.is_string() || right.is_null())) {
+    const std::string& x = left.get_ref<const std::string&>();
+    return right.is_null() ? x : x + right.get_ref<const std::string&>();
   }
-  if (op == dsl::Op::kAdd && a.is_null() && b.is_string()) return b;
-  if (op == dsl::Op::kAdd || op == dsl::Op::kSub) {
-    // A missing number counts as 0 so counters start themselves.
-    if (a.is_null() && IsNumber(b)) a = 0;
-    if (b.is_null() && IsNumber(a)) b = 0;
-  }
+  if (op == dsl::Op::kAdd && left.is_null() && right.is_string()) return right;
+  const json zero = 0;
+  const json& a = op == dsl::Op::kAdd || op == dsl::Op::kSub
+                      // A missing number counts as 0 so counters start themselves.
+                      ? (left.is_null() && IsNumber(right) ? zero : left)
+                      : left;
+  const json& b =
+      (op == dsl::Op::kAdd || op == dsl::Op::kSub) && right.is_null() && IsNumber(a) ? zero : right;
   if (!IsNumber(a) || !IsNumber(b)) return nullptr;
   if (BothIntegers(a, b)) {
     int64_t x = a.get<int64_t>(), y = b.get<int64_t>(), r = 0;
@@ -175,9 +213,11 @@ json Arithmetic(dsl::Op op, json a, json b) {
 
 Value Eval(const dsl::Expr& e, const Scope& scope, int depth);
 
+json Plain(Value v) { return v.ref != nullptr ? *v.ref : std::move(v.owned); }
+
 json EvalPlain(const dsl::ExprPtr& e, const Scope& scope, int depth) {
   if (!e) return nullptr;
-  return Eval(*e, scope, depth).v;
+  return Plain(Eval(*e, scope, depth));
 }
 
 Value Eval(const dsl::Expr& e, const Scope& scope, int depth) {
@@ -185,16 +225,19 @@ Value Eval(const dsl::Expr& e, const Scope& scope, int depth) {
   using K = dsl::Expr::Kind;
   switch (e.kind) {
     case K::kLiteral:
-      return {e.literal};
+      return Borrowed(e.literal);
     case K::kList: {
       json list = json::array();
       for (const auto& item : e.operands) list.push_back(EvalPlain(item, scope, depth + 1));
-      return {list};
+      return {std::move(list)};
     }
     case K::kPath: {
       bool unset = false;
       const json* v = Resolve(e.path, scope, unset);
-      return {v ? *v : json(nullptr), unset};
+      if (v == nullptr) return {nullptr, nullptr, unset};
+      // A handle's value lives in a holder the next handle overwrites: keep a copy.
+      if (e.path.size() == 1) return {*v, nullptr, unset};
+      return Borrowed(*v);
     }
     case K::kHas: {
       if (e.operands.empty() || !e.operands[0]) return {false};
@@ -205,37 +248,51 @@ Value Eval(const dsl::Expr& e, const Scope& scope, int depth) {
     case K::kUnary: {
       if (e.operands.empty() || !e.operands[0]) return {};
       Value x = Eval(*e.operands[0], scope, depth + 1);
-      if (e.op == dsl::Op::kNot) return {!Truthy(x.v)};
+      const json& v = x.get();
+      if (e.op == dsl::Op::kNot) return {!Truthy(v)};
       if (e.op == dsl::Op::kNeg) {
-        if (x.v.is_number_integer() && x.v.get<int64_t>() != std::numeric_limits<int64_t>::min())
-          return {-x.v.get<int64_t>()};
-        if (IsNumber(x.v)) return {Number(-AsDouble(x.v))};
+        if (v.is_number_integer() && v.get<int64_t>() != std::numeric_limits<int64_t>::min())
+          return {-v.get<int64_t>()};
+        if (IsNumber(v)) return {Number(-AsDouble(v))};
       }
       return {};
     }
     case K::kBinary: {
       if (e.operands.size() != 2 || !e.operands[0] || !e.operands[1]) return {};
       if (e.op == dsl::Op::kAnd) {
-        if (!Truthy(Eval(*e.operands[0], scope, depth + 1).v)) return {false};
-        return {Truthy(Eval(*e.operands[1], scope, depth + 1).v)};
+        if (!Truthy(Eval(*e.operands[0], scope, depth + 1).get())) return {false};
+        return {Truthy(Eval(*e.operands[1], scope, depth + 1).get())};
       }
       if (e.op == dsl::Op::kOr) {
-        if (Truthy(Eval(*e.operands[0], scope, depth + 1).v)) return {true};
-        return {Truthy(Eval(*e.operands[1], scope, depth + 1).v)};
+        if (Truthy(Eval(*e.operands[0], scope, depth + 1).get())) return {true};
+        return {Truthy(Eval(*e.operands[1], scope, depth + 1).get())};
       }
-      Value a = Eval(*e.operands[0], scope, depth + 1);
-      Value b = Eval(*e.operands[1], scope, depth + 1);
-      bool unset = a.unset_handle || b.unset_handle;
+      const Value left = Eval(*e.operands[0], scope, depth + 1);
+      if (e.op == dsl::Op::kIn && e.operands[1]->kind == K::kList) {
+        // `x in [a, b]`: the items compared one by one, as Contains would compare them, without
+        // building the list (every item is still evaluated, at the depth it would have been).
+        if (depth + 1 > 200) return {false};
+        bool found = false;
+        for (const auto& item : e.operands[1]->operands) {
+          const Value v = item ? Eval(*item, scope, depth + 2) : Value{};
+          if (!found && Equal(v.get(), left.get())) found = true;
+        }
+        return {!left.unset_handle && found};
+      }
+      const Value right = Eval(*e.operands[1], scope, depth + 1);
+      const json& a = left.get();
+      const json& b = right.get();
+      bool unset = left.unset_handle || right.unset_handle;
       switch (e.op) {
         case dsl::Op::kEq:
-          return {!unset && Equal(a.v, b.v)};
+          return {!unset && Equal(a, b)};
         case dsl::Op::kNe:
-          return {!unset && !Equal(a.v, b.v)};
+          return {!unset && !Equal(a, b)};
         case dsl::Op::kLt:
         case dsl::Op::kLe:
         case dsl::Op::kGt:
         case dsl::Op::kGe: {
-          auto o = Order(a.v, b.v);
+          auto o = Order(a, b);
           if (unset || !o) return {false};
           if (e.op == dsl::Op::kLt) return {*o < 0};
           if (e.op == dsl::Op::kLe) return {*o <= 0};
@@ -243,14 +300,14 @@ Value Eval(const dsl::Expr& e, const Scope& scope, int depth) {
           return {*o >= 0};
         }
         case dsl::Op::kIn:
-          return {!unset && Contains(b.v, a.v)};
+          return {!unset && Contains(b, a)};
         case dsl::Op::kContains:
-          return {!unset && Contains(a.v, b.v)};
+          return {!unset && Contains(a, b)};
         case dsl::Op::kAdd:
         case dsl::Op::kSub:
         case dsl::Op::kMul:
         case dsl::Op::kDiv:
-          return {Arithmetic(e.op, a.v, b.v)};
+          return {Arithmetic(e.op, a, b)};
         default:
           return {};
       }
@@ -278,26 +335,31 @@ void SetProfileValue(json& profile, const std::vector<std::string>& path, const 
   if (path.empty()) return;
   if (!profile.is_object()) profile = json::object();
   json* node = &profile;
-  std::vector<std::string> full;
-  if (!IsCoreProfileField(path[0])) full.push_back("attributes");
-  full.insert(full.end(), path.begin(), path.end());
-  for (size_t i = 0; i + 1 < full.size(); ++i) {
-    json& next = (*node)[full[i]];
+  auto descend = [&node](const auto& key) {
+    json& next = (*node)[key];
     if (!next.is_object()) next = json::object();
     node = &next;
-  }
-  (*node)[full.back()] = value;
+  };
+  if (!IsCoreProfileField(path[0])) descend("attributes");
+  for (size_t i = 0; i + 1 < path.size(); ++i) descend(path[i]);
+  (*node)[path.back()] = value;
 }
 
 json Evaluate(const dsl::Expr& expr, const Scope& scope) {
   try {
-    return Eval(expr, scope, 0).v;
+    return Plain(Eval(expr, scope, 0));
   } catch (const std::exception&) {
     return nullptr;
   }
 }
 
-bool IsTrue(const dsl::Expr& expr, const Scope& scope) { return Truthy(Evaluate(expr, scope)); }
+bool IsTrue(const dsl::Expr& expr, const Scope& scope) {
+  try {
+    return Truthy(Eval(expr, scope, 0).get());
+  } catch (const std::exception&) {
+    return false;  // Evaluate's null
+  }
+}
 
 bool Truthy(const json& v) {
   if (v.is_null()) return false;

@@ -206,51 +206,55 @@ Result<std::vector<OutboxMessage>> MemoryStore::ClaimDue(Time now, int limit, Se
 }
 
 Status MemoryStore::MarkSent(const std::string& id, Time at) {
-  std::lock_guard lock(mu_);
-  auto it = outbox_.find(id);
-  if (it == outbox_.end()) return NotFound("message " + id);
-  OutboxMessage before = it->second;
-  it->second.status = MessageStatus::kSent;
-  it->second.sent_at = at;
-  SetPendingIndex(before, it->second);
-  return Status::Ok();
+  return RecordOutcomes({{id, OutboxOutcome::kSent, at, ""}});
 }
 
 Status MemoryStore::MarkRetry(const std::string& id, Time at, const std::string& error) {
-  std::lock_guard lock(mu_);
-  auto it = outbox_.find(id);
-  if (it == outbox_.end()) return NotFound("message " + id);
-  if (it->second.status != MessageStatus::kPending) return Status::Ok();  // decided already
-  OutboxMessage before = it->second;
-  it->second.status = MessageStatus::kPending;
-  it->second.not_before = at;
-  it->second.last_error = error;
-  SetPendingIndex(before, it->second);
-  return Status::Ok();
+  return RecordOutcomes({{id, OutboxOutcome::kRetry, at, error}});
 }
 
 Status MemoryStore::MarkDead(const std::string& id, const std::string& error) {
-  std::lock_guard lock(mu_);
-  auto it = outbox_.find(id);
-  if (it == outbox_.end()) return NotFound("message " + id);
-  if (it->second.status != MessageStatus::kPending) return Status::Ok();  // decided already
-  OutboxMessage before = it->second;
-  it->second.status = MessageStatus::kDead;
-  it->second.last_error = error;
-  SetPendingIndex(before, it->second);
-  return Status::Ok();
+  return RecordOutcomes({{id, OutboxOutcome::kDead, Time{}, error}});
 }
 
 Status MemoryStore::MarkCancelled(const std::string& id, const std::string& reason) {
+  return RecordOutcomes({{id, OutboxOutcome::kCancelled, Time{}, reason}});
+}
+
+Status MemoryStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
   std::lock_guard lock(mu_);
-  auto it = outbox_.find(id);
-  if (it == outbox_.end()) return NotFound("message " + id);
-  if (it->second.status != MessageStatus::kPending) return Status::Ok();  // decided already
-  OutboxMessage before = it->second;
-  it->second.status = MessageStatus::kCancelled;
-  it->second.last_error = reason;
-  SetPendingIndex(before, it->second);
+  // Every id is checked first: after this point nothing can fail, so the call is all or none.
+  for (const OutboxOutcome& o : outcomes) {
+    if (!outbox_.count(o.id)) return NotFound("message " + o.id);
+  }
+  for (const OutboxOutcome& o : outcomes) ApplyOutcome(o);
   return Status::Ok();
+}
+
+void MemoryStore::ApplyOutcome(const OutboxOutcome& o) {
+  OutboxMessage& m = outbox_.at(o.id);
+  // Only a send overrides a decided message; the other outcomes change pending ones only.
+  if (o.kind != OutboxOutcome::kSent && m.status != MessageStatus::kPending) return;
+  OutboxMessage before = m;
+  switch (o.kind) {
+    case OutboxOutcome::kSent:
+      m.status = MessageStatus::kSent;
+      m.sent_at = o.at;
+      break;
+    case OutboxOutcome::kRetry:
+      m.not_before = o.at;
+      m.last_error = o.error;
+      break;
+    case OutboxOutcome::kDead:
+      m.status = MessageStatus::kDead;
+      m.last_error = o.error;
+      break;
+    case OutboxOutcome::kCancelled:
+      m.status = MessageStatus::kCancelled;
+      m.last_error = o.error;
+      break;
+  }
+  SetPendingIndex(before, m);
 }
 
 Result<std::vector<OutboxMessage>> MemoryStore::ListMessages(MessageStatus status, int limit) {

@@ -52,6 +52,7 @@ class MemoryStore final : public Store {
   Status MarkRetry(const std::string& id, Time at, const std::string& error) override;
   Status MarkDead(const std::string& id, const std::string& error) override;
   Status MarkCancelled(const std::string& id, const std::string& reason) override;
+  Status RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) override;
   Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) override;
 
   Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) override;
@@ -72,6 +73,8 @@ class MemoryStore final : public Store {
   ProfileChange PatchProfile(const std::string& customer, const nlohmann::json& patch);
   void SetTimer(const Key& key, std::optional<Time> wake);
   void SetPendingIndex(const OutboxMessage& before, const OutboxMessage& after);
+  // Applies one outcome to a message known to exist; callers hold mu_.
+  void ApplyOutcome(const OutboxOutcome& outcome);
 
   std::mutex mu_;
   std::map<std::string, nlohmann::json> profiles_;

@@ -1,7 +1,5 @@
 #include "orchestrator/model.h"
 
-#include <cstdio>
-
 namespace itinera::orch {
 
 using nlohmann::json;
@@ -254,9 +252,10 @@ uint64_t StableHash(const std::vector<std::string>& parts) {
 }
 
 std::string HexId(uint64_t hash) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash));
-  return buf;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex(16, '0');
+  for (int i = 15; i >= 0; --i, hash >>= 4) hex[static_cast<size_t>(i)] = kDigits[hash & 0xf];
+  return hex;
 }
 
 int Bucket(const std::vector<std::string>& parts) {

@@ -65,8 +65,8 @@ Result<std::map<std::string, CustomerSnapshot>> PgStore::LoadCustomers(
       const std::string customer = Text(row[0]);
       out[customer].states.push_back({customer, Text(row[1]), std::move(*state), Int(row[2])});
     }
-    const int64_t limit = std::max(events_per_customer, 0);
-    for (const auto& row : tx.Exec(kLoadPending, list, limit)) {
+    if (events_per_customer <= 0) return Status::Ok();  // the dispatcher's read: no events
+    for (const auto& row : tx.Exec(kLoadPending, list, int64_t{events_per_customer})) {
       auto body = ParseJson(row[4].c_str());
       if (!body.ok()) return body.error();
       const std::string customer = Text(row[0]);

@@ -198,6 +198,19 @@ constexpr Statement kMarkCancelled{
     "UPDATE outbox SET status = 'cancelled', last_error = $1 WHERE id = $2 AND status = "
     "'pending'"};
 constexpr Statement kMessageExists{"message_exists", "SELECT 1 FROM outbox WHERE id = $1"};
+// A pass's outcomes with distinct ids ($2: "sent", "retry", "dead" or "cancelled"), each applied
+// as its Mark* statement above would apply it.
+constexpr Statement kRecordOutcomes{
+    "record_outcomes",
+    "UPDATE outbox AS o SET "
+    "status = CASE u.k WHEN 'retry' THEN o.status ELSE u.k END, "
+    "sent_at = CASE u.k WHEN 'sent' THEN u.a ELSE o.sent_at END, "
+    "not_before = CASE u.k WHEN 'retry' THEN u.a ELSE o.not_before END, "
+    "last_error = CASE u.k WHEN 'sent' THEN o.last_error ELSE u.e END "
+    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(i, k, a, e) "
+    "WHERE o.id = u.i AND (u.k = 'sent' OR o.status = 'pending')"};
+constexpr Statement kCountMessages{"count_messages",
+                                   "SELECT COUNT(*) FROM outbox WHERE id = ANY($1::text[])"};
 constexpr Statement kListMessages{"list_messages",
                                   "SELECT " ITINERA_PG_OUTBOX_COLUMNS
                                   "FROM outbox WHERE status = $1 ORDER BY created_at, id "
@@ -269,6 +282,58 @@ Status PgStore::MarkDead(const std::string& id, const std::string& error) {
 
 Status PgStore::MarkCancelled(const std::string& id, const std::string& reason) {
   return UpdateMessage(impl_->db, id, kMarkCancelled, reason, id);
+}
+
+Status PgStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
+  if (outcomes.empty()) return Status::Ok();
+  // One statement per round; round n holds the n-th outcome of each id, so an id repeated in
+  // the call is updated in order, and each statement sees every id at most once.
+  std::vector<std::vector<const OutboxOutcome*>> rounds;
+  std::map<std::string, size_t> seen;
+  for (const OutboxOutcome& o : outcomes) {
+    size_t round = seen[o.id]++;
+    if (round == rounds.size()) rounds.emplace_back();
+    rounds[round].push_back(&o);
+  }
+  return impl_->db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
+    for (const auto& round : rounds) {
+      ArrayLiteral ids, kinds, ats, errors;
+      for (const OutboxOutcome* o : round) {
+        const char* kind = "";
+        switch (o->kind) {
+          case OutboxOutcome::kSent:
+            kind = "sent";
+            break;
+          case OutboxOutcome::kRetry:
+            kind = "retry";
+            break;
+          case OutboxOutcome::kDead:
+            kind = "dead";
+            break;
+          case OutboxOutcome::kCancelled:
+            kind = "cancelled";
+            break;
+        }
+        if (*kind == '\0') return Error{"invalid_argument", "unknown outcome for " + o->id};
+        ids.Add(o->id);
+        kinds.Add(kind);
+        ats.Add(Secs(o->at));
+        errors.Add(o->error);
+      }
+      const std::string id_list = ids.str();
+      size_t changed =
+          tx.Exec(kRecordOutcomes, id_list, kinds.str(), ats.str(), errors.str()).affected_rows();
+      if (changed == round.size()) continue;
+      // Some changed nothing: decided already (the first outcome stands), or unknown.
+      if (Int(tx.Exec(kCountMessages, id_list)[0][0]) == static_cast<int64_t>(round.size())) {
+        continue;
+      }
+      for (const OutboxOutcome* o : round) {
+        if (tx.Exec(kMessageExists, o->id).empty()) return NotFound(o->id);
+      }
+    }
+    return Status::Ok();
+  });
 }
 
 Result<std::vector<OutboxMessage>> PgStore::ListMessages(MessageStatus status, int limit) {

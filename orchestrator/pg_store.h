@@ -64,6 +64,7 @@ class PgStore final : public Store {
   Status MarkRetry(const std::string& id, Time at, const std::string& error) override;
   Status MarkDead(const std::string& id, const std::string& error) override;
   Status MarkCancelled(const std::string& id, const std::string& reason) override;
+  Status RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) override;
   Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) override;
 
   Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) override;

@@ -78,6 +78,12 @@ class Query {
   if (!query##_stmt.ok()) return query##_stmt.error(); \
   ::itinera::orch::sqlite_internal::Query query(*query##_stmt)
 
+// The same on the reading connection (SqliteStore::LockRead held).
+#define ITINERA_READ_SQL(query, sql)                   \
+  auto query##_stmt = PrepareRead(sql);                \
+  if (!query##_stmt.ok()) return query##_stmt.error(); \
+  ::itinera::orch::sqlite_internal::Query query(*query##_stmt)
+
 // The outbox columns in the order ReadOutboxRow (sqlite_outbox.cc) reads them.
 #define ITINERA_OUTBOX_COLUMNS                                                           \
   "id, customer, journey, channel, recipient, payload, status, created_at, not_before, " \

@@ -142,10 +142,58 @@ Status SqliteStore::MarkCancelled(const std::string& id, const std::string& reas
   return sqlite3_changes(db_) > 0 ? Status::Ok() : DecidedOrUnknown(id);
 }
 
-Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus status, int limit) {
+Status SqliteStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
+  if (outcomes.empty()) return Status::Ok();
   std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
-                 "FROM outbox WHERE status = ? ORDER BY created_at, id LIMIT ?");
+  return Transaction([&]() -> Status {
+    for (const OutboxOutcome& o : outcomes) {
+      int rc;
+      switch (o.kind) {
+        case OutboxOutcome::kSent: {
+          ITINERA_SQL(q, "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?");
+          rc = q.Bind(Secs(o.at)).Bind(o.id).Step();
+          break;
+        }
+        case OutboxOutcome::kRetry: {
+          ITINERA_SQL(q,
+                      "UPDATE outbox SET not_before = ?, last_error = ? "
+                      "WHERE id = ? AND status = 'pending'");
+          rc = q.Bind(Secs(o.at)).Bind(o.error).Bind(o.id).Step();
+          break;
+        }
+        case OutboxOutcome::kDead: {
+          ITINERA_SQL(q,
+                      "UPDATE outbox SET status = 'dead', last_error = ? "
+                      "WHERE id = ? AND status = 'pending'");
+          rc = q.Bind(o.error).Bind(o.id).Step();
+          break;
+        }
+        case OutboxOutcome::kCancelled: {
+          ITINERA_SQL(q,
+                      "UPDATE outbox SET status = 'cancelled', last_error = ? "
+                      "WHERE id = ? AND status = 'pending'");
+          rc = q.Bind(o.error).Bind(o.id).Step();
+          break;
+        }
+        default:
+          return Error{"invalid_argument", "unknown outcome for message " + o.id};
+      }
+      if (rc != SQLITE_DONE) return StorageError("record outcomes");
+      if (sqlite3_changes(db_) > 0) continue;
+      // Nothing changed: decided already (the first outcome stands), or no such message.
+      ITINERA_SQL(q, "SELECT 1 FROM outbox WHERE id = ?");
+      rc = q.Bind(o.id).Step();
+      if (rc == SQLITE_DONE) return Error{"not_found", "message " + o.id + " not found"};
+      if (rc != SQLITE_ROW) return StorageError("record outcomes");
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus status, int limit) {
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
+                      "FROM outbox WHERE status = ? ORDER BY created_at, id LIMIT ?");
   q.Bind(std::string(MessageStatusName(status))).Bind(Limit(limit));
   std::vector<OutboxMessage> out;
   int rc;
@@ -154,17 +202,17 @@ Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus statu
     if (!m.ok()) return m.error();
     out.push_back(std::move(*m));
   }
-  if (rc != SQLITE_DONE) return StorageError("list messages");
+  if (rc != SQLITE_DONE) return ReadError("list messages");
   return out;
 }
 
 // ---- timeline and counters ----
 
 Result<std::vector<TimelineEntry>> SqliteStore::Timeline(const std::string& customer, int limit) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "SELECT seq, at, kind, data FROM timeline WHERE customer = ? "
-              "ORDER BY at DESC, seq DESC LIMIT ?");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q,
+                   "SELECT seq, at, kind, data FROM timeline WHERE customer = ? "
+                   "ORDER BY at DESC, seq DESC LIMIT ?");
   q.Bind(customer).Bind(Limit(limit));
   std::vector<TimelineEntry> out;
   int rc;
@@ -173,35 +221,35 @@ Result<std::vector<TimelineEntry>> SqliteStore::Timeline(const std::string& cust
     if (!data.ok()) return data.error();
     out.push_back({q.Int(0), customer, FromSecs(q.Int(1)), q.Text(2), std::move(*data)});
   }
-  if (rc != SQLITE_DONE) return StorageError("read timeline");
+  if (rc != SQLITE_DONE) return ReadError("read timeline");
   return out;
 }
 
 Result<std::map<std::string, int64_t>> SqliteStore::JourneyCounters(const std::string& journey) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT name, value FROM counters WHERE journey = ?");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q, "SELECT name, value FROM counters WHERE journey = ?");
   q.Bind(journey);
   std::map<std::string, int64_t> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out[q.Text(0)] = q.Int(1);
-  if (rc != SQLITE_DONE) return StorageError("read counters");
+  if (rc != SQLITE_DONE) return ReadError("read counters");
   return out;
 }
 
 Result<std::map<std::string, int64_t>> SqliteStore::MessageCounts(const std::string& journey) {
-  std::lock_guard lock(mu_);
+  auto lock = LockRead();
   // Two statements rather than "journey = ? OR ? = ''", so the per-journey one can use the
   // outbox_journey index.
   const char* sql = journey.empty()
                         ? "SELECT channel, status, COUNT(*) FROM outbox GROUP BY channel, status"
                         : "SELECT channel, status, COUNT(*) FROM outbox WHERE journey = ? "
                           "GROUP BY channel, status";
-  ITINERA_SQL(q, sql);
+  ITINERA_READ_SQL(q, sql);
   if (!journey.empty()) q.Bind(journey);
   std::map<std::string, int64_t> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out[q.Text(0) + "." + q.Text(1)] = q.Int(2);
-  if (rc != SQLITE_DONE) return StorageError("count messages");
+  if (rc != SQLITE_DONE) return ReadError("count messages");
   return out;
 }
 
@@ -233,20 +281,22 @@ Status SqliteStore::SaveJourneyVersion(const JourneyVersion& v) {
 }
 
 Result<std::vector<JourneyVersion>> SqliteStore::ListJourneyVersions() {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "SELECT journey, version, fingerprint, file, source, loaded_at FROM journey_versions "
-              "ORDER BY journey, version");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(
+      q,
+      "SELECT journey, version, fingerprint, file, source, loaded_at FROM journey_versions "
+      "ORDER BY journey, version");
   std::vector<JourneyVersion> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
     out.push_back({q.Text(0), q.Int(1), q.Text(2), q.Text(3), q.Text(4), FromSecs(q.Int(5))});
   }
-  if (rc != SQLITE_DONE) return StorageError("list journey versions");
+  if (rc != SQLITE_DONE) return ReadError("list journey versions");
   return out;
 }
 
 #undef ITINERA_SQL
+#undef ITINERA_READ_SQL
 #undef ITINERA_OUTBOX_COLUMNS
 
 }  // namespace itinera::orch

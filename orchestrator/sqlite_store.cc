@@ -15,6 +15,25 @@ using sqlite_internal::Limit;
 using sqlite_internal::ParseJson;
 using sqlite_internal::Secs;
 
+namespace {
+
+// What both connections need: a busy timeout and itinera_partition(customer) (PartitionOf, for
+// the partition filters of the inbox and timers).
+void Setup(sqlite3* db) {
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_create_function(
+      db, "itinera_partition", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+      [](sqlite3_context* context, int, sqlite3_value** args) {
+        const unsigned char* text = sqlite3_value_text(args[0]);
+        std::string_view customer(text ? reinterpret_cast<const char*>(text) : "",
+                                  static_cast<size_t>(sqlite3_value_bytes(args[0])));
+        sqlite3_result_int(context, PartitionOf(customer));
+      },
+      nullptr, nullptr);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
   if (path != ":memory:") {
     std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -31,23 +50,29 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
     return Error{"storage", "cannot open " + path + ": " + message};
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
-  sqlite3_busy_timeout(db, 10000);
-  // itinera_partition(customer): PartitionOf, for the partition filters of the inbox and timers.
-  sqlite3_create_function(
-      db, "itinera_partition", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
-      [](sqlite3_context* context, int, sqlite3_value** args) {
-        const unsigned char* text = sqlite3_value_text(args[0]);
-        std::string_view customer(text ? reinterpret_cast<const char*>(text) : "",
-                                  static_cast<size_t>(sqlite3_value_bytes(args[0])));
-        sqlite3_result_int(context, PartitionOf(customer));
-      },
-      nullptr, nullptr);
+  Setup(db);
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = store->Exec(pragma); !s.ok()) return s.error();
   }
   if (Status s = store->Migrate(); !s.ok()) return s.error();
+  if (path != ":memory:") {
+    if (Status s = store->OpenReader(path); !s.ok()) return s.error();
+  }
   return store;
+}
+
+Status SqliteStore::OpenReader(const std::string& path) {
+  int rc =
+      sqlite3_open_v2(path.c_str(), &reader_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = reader_ ? sqlite3_errmsg(reader_) : sqlite3_errstr(rc);
+    sqlite3_close(reader_);
+    reader_ = nullptr;
+    return Error{"storage", "cannot open " + path + " for reading: " + message};
+  }
+  Setup(reader_);
+  return Status::Ok();
 }
 
 int64_t SqliteStore::LatestSchemaVersion() {
@@ -55,12 +80,18 @@ int64_t SqliteStore::LatestSchemaVersion() {
 }
 
 SqliteStore::~SqliteStore() {
+  for (auto& [sql, stmt] : read_statements_) sqlite3_finalize(stmt);
+  sqlite3_close(reader_);
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   sqlite3_close(db_);
 }
 
 Error SqliteStore::StorageError(const std::string& what) {
   return Error{"storage", what + ": " + sqlite3_errmsg(db_)};
+}
+
+Error SqliteStore::ReadError(const std::string& what) {
+  return Error{"storage", what + ": " + sqlite3_errmsg(reader_ != nullptr ? reader_ : db_)};
 }
 
 Status SqliteStore::Exec(const char* sql) {
@@ -81,6 +112,23 @@ Result<sqlite3_stmt*> SqliteStore::Prepare(const char* sql) {
     return StorageError(std::string("prepare ") + sql);
   }
   statements_.emplace(sql, stmt);
+  return stmt;
+}
+
+std::unique_lock<std::mutex> SqliteStore::LockRead() {
+  return std::unique_lock<std::mutex>(reader_ != nullptr ? read_mu_ : mu_);
+}
+
+Result<sqlite3_stmt*> SqliteStore::PrepareRead(const char* sql) {
+  if (reader_ == nullptr) return Prepare(sql);
+  auto it = read_statements_.find(sql);
+  if (it != read_statements_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(reader_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+      SQLITE_OK) {
+    return Error{"storage", std::string("prepare ") + sql + ": " + sqlite3_errmsg(reader_)};
+  }
+  read_statements_.emplace(sql, stmt);
   return stmt;
 }
 
@@ -144,11 +192,11 @@ Result<std::string> SqliteStore::IntegrityCheck() {
 // ---- profiles ----
 
 Result<std::optional<json>> SqliteStore::GetProfile(const std::string& customer) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT body FROM profiles WHERE customer = ?");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q, "SELECT body FROM profiles WHERE customer = ?");
   int rc = q.Bind(customer).Step();
   if (rc == SQLITE_DONE) return std::optional<json>();
-  if (rc != SQLITE_ROW) return StorageError("read profile");
+  if (rc != SQLITE_ROW) return ReadError("read profile");
   auto body = ParseJson(q.Text(0));
   if (!body.ok()) return body.error();
   return std::optional<json>(std::move(*body));
@@ -267,10 +315,11 @@ Result<int64_t> SqliteStore::AppendEvents(const std::vector<NewEvent>& events) {
 
 Result<std::vector<StoredEvent>> SqliteStore::PendingEvents(const std::string& customer,
                                                             int limit) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "SELECT seq, event_id, at, body FROM events WHERE customer = ? AND processed = 0 "
-              "ORDER BY seq LIMIT ?");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(
+      q,
+      "SELECT seq, event_id, at, body FROM events WHERE customer = ? AND processed = 0 "
+      "ORDER BY seq LIMIT ?");
   q.Bind(customer).Bind(Limit(limit));
   std::vector<StoredEvent> out;
   int rc;
@@ -279,24 +328,24 @@ Result<std::vector<StoredEvent>> SqliteStore::PendingEvents(const std::string& c
     if (!body.ok()) return body.error();
     out.push_back({q.Int(0), q.Text(1), customer, FromSecs(q.Int(2)), std::move(*body), false});
   }
-  if (rc != SQLITE_DONE) return StorageError("read events");
+  if (rc != SQLITE_DONE) return ReadError("read events");
   return out;
 }
 
 Result<std::vector<std::string>> SqliteStore::InboxCustomers(int limit, const PartitionSet& only) {
-  std::lock_guard lock(mu_);
+  auto lock = LockRead();
   const char* sql = only.all() ? "SELECT customer FROM events WHERE processed = 0 "
                                  "GROUP BY customer ORDER BY MIN(seq) LIMIT ?"
                                : "SELECT customer FROM events WHERE processed = 0 AND "
                                  "itinera_partition(customer) IN (SELECT value FROM json_each(?)) "
                                  "GROUP BY customer ORDER BY MIN(seq) LIMIT ?";
-  ITINERA_SQL(q, sql);
+  ITINERA_READ_SQL(q, sql);
   if (!only.all()) q.Bind(nlohmann::json(only.list()).dump());
   q.Bind(Limit(limit));
   std::vector<std::string> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back(q.Text(0));
-  if (rc != SQLITE_DONE) return StorageError("read inbox");
+  if (rc != SQLITE_DONE) return ReadError("read inbox");
   return out;
 }
 
@@ -304,11 +353,11 @@ Result<std::vector<std::string>> SqliteStore::InboxCustomers(int limit, const Pa
 
 Result<std::optional<StoredState>> SqliteStore::GetState(const std::string& customer,
                                                          const std::string& journey) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT version, body FROM states WHERE customer = ? AND journey = ?");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q, "SELECT version, body FROM states WHERE customer = ? AND journey = ?");
   int rc = q.Bind(customer).Bind(journey).Step();
   if (rc == SQLITE_DONE) return std::optional<StoredState>();
-  if (rc != SQLITE_ROW) return StorageError("read state");
+  if (rc != SQLITE_ROW) return ReadError("read state");
   auto body = ParseJson(q.Text(1));
   if (!body.ok()) return body.error();
   auto state = JourneyStateFromJson(*body);
@@ -317,8 +366,9 @@ Result<std::optional<StoredState>> SqliteStore::GetState(const std::string& cust
 }
 
 Result<std::vector<StoredState>> SqliteStore::ListStates(const std::string& customer) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT journey, version, body FROM states WHERE customer = ? ORDER BY journey");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q,
+                   "SELECT journey, version, body FROM states WHERE customer = ? ORDER BY journey");
   q.Bind(customer);
   std::vector<StoredState> out;
   int rc;
@@ -329,55 +379,55 @@ Result<std::vector<StoredState>> SqliteStore::ListStates(const std::string& cust
     if (!state.ok()) return Error{"corrupt", "stored state: " + state.error().message};
     out.push_back({customer, q.Text(0), std::move(*state), q.Int(1)});
   }
-  if (rc != SQLITE_DONE) return StorageError("read states");
+  if (rc != SQLITE_DONE) return ReadError("read states");
   return out;
 }
 
 Result<std::vector<DueTimer>> SqliteStore::DueCustomers(Time now, int limit,
                                                         const PartitionSet& only) {
-  std::lock_guard lock(mu_);
+  auto lock = LockRead();
   const char* sql = only.all() ? "SELECT customer, journey, wake FROM timers WHERE wake <= ? "
                                  "ORDER BY wake, customer, journey LIMIT ?"
                                : "SELECT customer, journey, wake FROM timers WHERE wake <= ? AND "
                                  "itinera_partition(customer) IN (SELECT value FROM json_each(?)) "
                                  "ORDER BY wake, customer, journey LIMIT ?";
-  ITINERA_SQL(q, sql);
+  ITINERA_READ_SQL(q, sql);
   q.Bind(Secs(now));
   if (!only.all()) q.Bind(nlohmann::json(only.list()).dump());
   q.Bind(Limit(limit));
   std::vector<DueTimer> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) out.push_back({q.Text(0), q.Text(1), FromSecs(q.Int(2))});
-  if (rc != SQLITE_DONE) return StorageError("read timers");
+  if (rc != SQLITE_DONE) return ReadError("read timers");
   return out;
 }
 
 // ---- sends and routing ----
 
 Result<std::vector<SendRecord>> SqliteStore::RecentSends(const std::string& customer, Time since) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "SELECT channel, at, held FROM sends WHERE customer = ? AND at >= ? "
-              "ORDER BY at, rowid");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q,
+                   "SELECT channel, at, held FROM sends WHERE customer = ? AND at >= ? "
+                   "ORDER BY at, rowid");
   q.Bind(customer).Bind(Secs(since));
   std::vector<SendRecord> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
     out.push_back({q.Text(0), FromSecs(q.Int(1)), q.Int(2) != 0});
   }
-  if (rc != SQLITE_DONE) return StorageError("read sends");
+  if (rc != SQLITE_DONE) return ReadError("read sends");
   return out;
 }
 
 Result<RoutingSnapshot> SqliteStore::GetRouting() {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "SELECT kind, key, value FROM routing");
+  auto lock = LockRead();
+  ITINERA_READ_SQL(q, "SELECT kind, key, value FROM routing");
   RoutingSnapshot out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
     (q.Text(0) == "round_robin" ? out.round_robin : out.load)[q.Text(1)] = q.Int(2);
   }
-  if (rc != SQLITE_DONE) return StorageError("read routing");
+  if (rc != SQLITE_DONE) return ReadError("read routing");
   return out;
 }
 
@@ -499,6 +549,7 @@ Status SqliteStore::Commit(const Batch& batch) {
 }
 
 #undef ITINERA_SQL
+#undef ITINERA_READ_SQL
 #undef ITINERA_OUTBOX_COLUMNS
 
 }  // namespace itinera::orch

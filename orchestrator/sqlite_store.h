@@ -70,6 +70,7 @@ class SqliteStore final : public Store {
   Status MarkRetry(const std::string& id, Time at, const std::string& error) override;
   Status MarkDead(const std::string& id, const std::string& error) override;
   Status MarkCancelled(const std::string& id, const std::string& reason) override;
+  Status RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) override;
   Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) override;
 
   Result<std::vector<TimelineEntry>> Timeline(const std::string& customer, int limit) override;
@@ -83,11 +84,17 @@ class SqliteStore final : public Store {
 
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
+  // Opens the reading connection (a file database only; ":memory:" reads through the writer).
+  Status OpenReader(const std::string& path);
 
   Status Exec(const char* sql);  // statements without results (pragmas, DDL)
   Status Migrate();
   Result<sqlite3_stmt*> Prepare(const char* sql);
+  // Reads that are not part of a write go through the reading connection, under its own lock.
+  std::unique_lock<std::mutex> LockRead();
+  Result<sqlite3_stmt*> PrepareRead(const char* sql);
   Error StorageError(const std::string& what);
+  Error ReadError(const std::string& what);  // an error of the reading connection
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it or the commit fails.
   Status Transaction(const std::function<Status()>& body);
   // Merges `patch` into the customer's profile (created when absent); inside a transaction.
@@ -98,9 +105,15 @@ class SqliteStore final : public Store {
   // first outcome stands), "not_found" otherwise.
   Status DecidedOrUnknown(const std::string& id);
 
-  std::mutex mu_;
+  std::mutex mu_;  // the writing connection: every transaction, and reads inside them
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
+  // The reading connection. In WAL mode a reader sees the last commit and never waits for a
+  // writer: the processor's and the API's reads go on while the inbox, the processor or a
+  // dispatcher lane commits and fsyncs.
+  std::mutex read_mu_;
+  sqlite3* reader_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*> read_statements_;
 };
 
 }  // namespace itinera::orch

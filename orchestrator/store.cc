@@ -49,11 +49,34 @@ Result<std::map<std::string, CustomerSnapshot>> Store::LoadCustomers(
     auto states = ListStates(c);
     if (!states.ok()) return states.error();
     snap.states = std::move(*states);
+    if (events_per_customer <= 0) continue;
     auto pending = PendingEvents(c, events_per_customer);
     if (!pending.ok()) return pending.error();
     snap.pending = std::move(*pending);
   }
   return out;
+}
+
+Status Store::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
+  for (const OutboxOutcome& o : outcomes) {
+    Status s;
+    switch (o.kind) {
+      case OutboxOutcome::kSent:
+        s = MarkSent(o.id, o.at);
+        break;
+      case OutboxOutcome::kRetry:
+        s = MarkRetry(o.id, o.at, o.error);
+        break;
+      case OutboxOutcome::kDead:
+        s = MarkDead(o.id, o.error);
+        break;
+      case OutboxOutcome::kCancelled:
+        s = MarkCancelled(o.id, o.error);
+        break;
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 Result<Ownership> Store::RenewLeases(const std::string& node, Seconds) {

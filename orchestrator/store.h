@@ -109,6 +109,17 @@ struct OutboxMessage {
   std::optional<Time> sent_at;
 };
 
+// One delivery outcome, as Store::RecordOutcomes records it: kSent as MarkSent(id, at), kRetry
+// as MarkRetry(id, at, error), kDead as MarkDead(id, error), kCancelled as MarkCancelled(id,
+// error) (`error` is the reason). `at` is unused for kDead and kCancelled.
+struct OutboxOutcome {
+  enum Kind { kSent, kRetry, kDead, kCancelled };
+  std::string id;
+  Kind kind = kSent;
+  Time at{};
+  std::string error;
+};
+
 // One line of the customer's 360 view. `seq` is assigned by the store.
 struct TimelineEntry {
   int64_t seq = 0;
@@ -247,6 +258,12 @@ class Store {
   // Not sent, by decision (consent withdrawn, address gone, cap reached at dispatch time): the
   // message becomes kCancelled with `reason` as its last_error.
   virtual Status MarkCancelled(const std::string& id, const std::string& reason) = 0;
+  // The outcomes of a dispatcher pass: each applied as its Mark* call would apply it, in order,
+  // all in one transaction (one commit for the whole pass). All land or none: an unknown id
+  // fails the call ("not_found") and nothing is written. Applying an outcome twice leaves what
+  // applying it once does, so a call that failed ("storage") can simply be made again. The
+  // default implementation makes the Mark* calls one by one, which is not atomic.
+  virtual Status RecordOutcomes(const std::vector<OutboxOutcome>& outcomes);
   // Messages with the status, oldest (created_at, then id) first: the dead letters for
   // `GET /v1/messages?status=dead`.
   virtual Result<std::vector<OutboxMessage>> ListMessages(MessageStatus status, int limit) = 0;
@@ -270,8 +287,9 @@ class Store {
   // ---- the processor's read ----
   // For each customer (every id gets an entry, empty when the store knows nothing of it): the
   // profile, the sends since `sends_since`, the journey states and up to `events_per_customer`
-  // pending events. The same answers as the single-customer calls, in a few round trips for a
-  // whole batch; the default implementation makes those calls one by one.
+  // pending events (none read when it is 0: the dispatcher's pre-send check needs only the
+  // profiles and sends). The same answers as the single-customer calls, in a few round trips for
+  // a whole batch; the default implementation makes those calls one by one.
   virtual Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
       const std::vector<std::string>& customers, Time sends_since, int events_per_customer);
 

@@ -4,11 +4,16 @@
 ITINERA_PACKAGES=(
   g++ cmake ninja-build pkg-config tzdata
   tao-pegtl-dev nlohmann-json3-dev libhowardhinnant-date-dev libtomlplusplus-dev
-  libkainjow-mustache-dev libgtest-dev
+  libkainjow-mustache-dev libgtest-dev libbenchmark-dev
   libsqlite3-dev libcurl4-openssl-dev libssl-dev libboost-dev libcpp-httplib-dev
   libpqxx-dev postgresql
   python3 python3-aiosmtpd
 )
+
+# What the benchmarks drive or measure against (scripts/bench; scripts/test runs a smoke of each):
+# wrk (HTTP load), postfix (smtp-sink and smtp-source; installed unconfigured, no mail server
+# starts), PostgreSQL's pgbench (in postgresql, above).
+ITINERA_BENCH_PACKAGES=(wrk postfix)
 
 itinera_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 
@@ -22,6 +27,8 @@ itinera_install() {
   echo "==> installing: ${missing[*]}"
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  # Postfix only for its smtp-sink and smtp-source tools: no configured mail server.
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }

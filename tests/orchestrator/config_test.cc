@@ -94,6 +94,24 @@ lease = "20s"
             "itinera.toml: [cluster] lease must be a duration of at least \"2s\", not \"1s\"");
 }
 
+TEST(ConfigTest, ReadsTheDeliveryConnections) {
+  auto defaults = ParseConfig("", "itinera.toml", ".");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->delivery.connections, 4);
+  auto c = ParseConfig("[delivery]\nconnections = 20\n", "itinera.toml", ".");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->delivery.connections, 20);
+  for (const char* bad : {"0", "65", "-1"}) {
+    auto r =
+        ParseConfig(std::string("[delivery]\nconnections = ") + bad + "\n", "itinera.toml", ".");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().message, "itinera.toml: [delivery] connections must be between 1 and 64");
+  }
+  auto text = ParseConfig("[delivery]\nconnections = \"4\"\n", "itinera.toml", ".");
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.error().message, "itinera.toml:2: [delivery] connections must be a whole number");
+}
+
 TEST(ConfigTest, StoreUrlsAreLoggedWithoutPasswords) {
   EXPECT_EQ(RedactUrl("postgresql://itinera:s3cret@db:5432/itinera"),
             "postgresql://itinera:***@db:5432/itinera");

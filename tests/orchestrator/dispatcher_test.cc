@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <thread>
 
 #include "daemon_fixture.h"
@@ -54,6 +57,55 @@ class Hanging final : public connectors::Connector {
   bool released_ = false;
 };
 
+// Holds each Send until `parties` sends have arrived, or 2 s have passed (then kTransient): the
+// first sends get through only when that many are in flight at once.
+class Barrier final : public connectors::Connector {
+ public:
+  explicit Barrier(int parties) : parties_(parties) {}
+  Delivery Send(const connectors::Message&) override {
+    std::unique_lock lock(mu_);
+    ++arrived_;
+    cv_.notify_all();
+    if (!cv_.wait_for(lock, std::chrono::seconds(2), [&] { return arrived_ >= parties_; })) {
+      ++timeouts_;
+      return Delivery{Delivery::kTransient, "", "the other sends never came"};
+    }
+    return Delivery{Delivery::kSent, "together", ""};
+  }
+  int timeouts() {
+    std::lock_guard lock(mu_);
+    return timeouts_;
+  }
+
+ private:
+  const int parties_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int arrived_ = 0;
+  int timeouts_ = 0;
+};
+
+// A connector that must not be used by two sends at once (as libcurl's handles): counts the
+// sends that overlapped on this instance.
+class SingleUser final : public connectors::Connector {
+ public:
+  SingleUser(connectors::Connector* to, std::atomic<int>* overlaps)
+      : to_(to), overlaps_(overlaps) {}
+  Delivery Send(const connectors::Message& m) override {
+    if (busy_.exchange(true)) ++*overlaps_;
+    Delivery d = to_->Send(m);
+    ++sends;
+    busy_ = false;
+    return d;
+  }
+  std::atomic<int> sends{0};
+
+ private:
+  connectors::Connector* to_;
+  std::atomic<int>* overlaps_;
+  std::atomic<bool> busy_{false};
+};
+
 constexpr char kJourney[] = R"(  enter when event "form_submitted"
   step hello {
     assign owner from team "sales" by round_robin
@@ -80,17 +132,41 @@ class DispatcherTest : public DaemonFixture {
   }
 
   void MakeDispatcher(DispatcherOptions options = {}) {
+    dispatcher_ = DispatcherOn(store_, options);
+  }
+
+  std::unique_ptr<Dispatcher> DispatcherOn(Store& store, DispatcherOptions options) {
     options.retry_initial = Seconds{60};
     options.seed = 7;
-    dispatcher_ = std::make_unique<Dispatcher>(store_, clock_, *registry_, config_.directory,
-                                               options, [this](const std::string&) {
-                                                 LaneConnectors c;
-                                                 c.email = std::make_unique<Forward>(email_);
-                                                 c.sms = std::make_unique<Forward>(sms_);
-                                                 c.chat = std::make_unique<Forward>(&chat_);
-                                                 c.webhook = std::make_unique<Forward>(&webhook_);
-                                                 return c;
-                                               });
+    return std::make_unique<Dispatcher>(store, clock_, *registry_, config_.directory, options,
+                                        [this](const std::string&) {
+                                          LaneConnectors c;
+                                          c.email = std::make_unique<Forward>(email_);
+                                          c.sms = std::make_unique<Forward>(sms_);
+                                          c.chat = std::make_unique<Forward>(&chat_);
+                                          c.webhook = std::make_unique<Forward>(&webhook_);
+                                          return c;
+                                        });
+  }
+
+  // Customers c-2 .. c-<n> enter the journey too (c-1 is there already): n emails in all.
+  void Customers(int n) {
+    for (int i = 2; i <= n; ++i) {
+      std::string id = "c-" + std::to_string(i);
+      Profile(id, {{"email", id + "@example.com"}, {"consent", {{"email", true}}}});
+      Event(id, "form_submitted");
+    }
+    Event("c-1", "form_submitted");
+    Drain();
+  }
+
+  // The email messages with the status.
+  size_t Emails(MessageStatus status) {
+    auto messages = store_.ListMessages(status, 1000);
+    if (!messages.ok()) return 0;
+    return static_cast<size_t>(
+        std::count_if(messages->begin(), messages->end(),
+                      [](const OutboxMessage& m) { return m.channel == "email"; }));
   }
 
   OutboxMessage Message(const std::string& channel) {
@@ -298,6 +374,226 @@ TEST_F(DispatcherTest, ASendIsRecordedOnceTheStoreIsBackNotSentAgain) {
   clock_.Set(T(100000));
   ASSERT_TRUE(d.RunLane("email").ok());
   EXPECT_EQ(fake_email_.sent().size(), 1u);
+}
+
+TEST_F(DispatcherTest, ALaneSendsOverItsConnectionsAtOnce) {
+  Barrier barrier(4);  // passes only when four sends are in flight together
+  email_ = &barrier;
+  Customers(8);
+  DispatcherOptions options;
+  options.connections = 4;
+  MakeDispatcher(options);
+  auto handled = dispatcher_->RunLane("email");
+  ASSERT_TRUE(handled.ok());
+  EXPECT_EQ(*handled, 8);
+  EXPECT_EQ(barrier.timeouts(), 0);
+  EXPECT_EQ(Emails(MessageStatus::kSent), 8u);
+  EXPECT_EQ(dispatcher_->stats("email").sent.load(), 8);
+}
+
+TEST_F(DispatcherTest, EachWorkerSendsThroughItsOwnConnectors) {
+  Barrier barrier(3);  // the first three sends are in flight at once, on three workers
+  Customers(9);
+  std::map<std::string, int> made;  // lane -> make calls
+  std::vector<SingleUser*> instances;
+  std::atomic<int> overlaps{0};
+  DispatcherOptions options;
+  options.connections = 3;
+  Dispatcher d(store_, clock_, *registry_, config_.directory, options,
+               [&](const std::string& lane) {
+                 ++made[lane];
+                 LaneConnectors c;
+                 auto email = std::make_unique<SingleUser>(&barrier, &overlaps);
+                 instances.push_back(email.get());
+                 c.email = std::move(email);
+                 return c;
+               });
+  ASSERT_TRUE(d.RunLane("email").ok());
+  ASSERT_TRUE(d.RunLane("email").ok());  // connectors are made once, not per pass
+  EXPECT_EQ(made["email"], 3);
+  ASSERT_EQ(instances.size(), 3u);
+  for (SingleUser* connector : instances) EXPECT_GE(connector->sends.load(), 1);
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_EQ(barrier.timeouts(), 0);
+  EXPECT_EQ(Emails(MessageStatus::kSent), 9u);
+}
+
+// Counts the calls a dispatcher makes; RecordOutcomes and LoadCustomers reach the inner store's
+// own implementations.
+class CountingStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) override {
+    ++record_calls;
+    for (const OutboxOutcome& o : outcomes) ++recorded[o.kind];
+    return inner_.RecordOutcomes(outcomes);
+  }
+  Status MarkSent(const std::string& id, Time at) override {
+    ++marks;
+    return ForwardingStore::MarkSent(id, at);
+  }
+  Status MarkRetry(const std::string& id, Time at, const std::string& e) override {
+    ++marks;
+    return ForwardingStore::MarkRetry(id, at, e);
+  }
+  Status MarkDead(const std::string& id, const std::string& e) override {
+    ++marks;
+    return ForwardingStore::MarkDead(id, e);
+  }
+  Status MarkCancelled(const std::string& id, const std::string& r) override {
+    ++marks;
+    return ForwardingStore::MarkCancelled(id, r);
+  }
+  Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
+      const std::vector<std::string>& customers, Time since, int events) override {
+    ++loads;
+    loaded_events = events;
+    return inner_.LoadCustomers(customers, since, events);
+  }
+  Result<std::optional<nlohmann::json>> GetProfile(const std::string& c) override {
+    ++single_reads;
+    return ForwardingStore::GetProfile(c);
+  }
+  Result<std::vector<SendRecord>> RecentSends(const std::string& c, Time since) override {
+    ++single_reads;
+    return ForwardingStore::RecentSends(c, since);
+  }
+
+  std::atomic<int> record_calls{0}, marks{0}, loads{0}, single_reads{0};
+  std::map<OutboxOutcome::Kind, int> recorded;  // written under the dispatcher's pass
+  int loaded_events = -1;
+};
+
+TEST_F(DispatcherTest, APassRecordsItsOutcomesInOneCall) {
+  Customers(6);
+  Profile("c-2", {{"consent", {{"email", false}}}});  // cancelled at dispatch
+  fake_email_.Script({Delivery::kPermanent, "", "550 no such user"});
+  fake_email_.Script({Delivery::kTransient, "", "451 later"});
+  CountingStore counting(store_);
+  DispatcherOptions options;
+  options.connections = 3;
+  auto d = DispatcherOn(counting, options);
+  ASSERT_TRUE(d->RunLane("email").ok());
+  EXPECT_EQ(counting.record_calls.load(), 1);
+  EXPECT_EQ(counting.marks.load(), 0);
+  EXPECT_EQ(counting.recorded[OutboxOutcome::kSent], 3);
+  EXPECT_EQ(counting.recorded[OutboxOutcome::kDead], 1);
+  EXPECT_EQ(counting.recorded[OutboxOutcome::kRetry], 1);
+  EXPECT_EQ(counting.recorded[OutboxOutcome::kCancelled], 1);
+  EXPECT_EQ(Emails(MessageStatus::kSent), 3u);
+  EXPECT_EQ(Emails(MessageStatus::kDead), 1u);
+  EXPECT_EQ(Emails(MessageStatus::kPending), 1u);
+  EXPECT_EQ(Emails(MessageStatus::kCancelled), 1u);
+  EXPECT_EQ(fake_email_.sent().size(), 5u);
+}
+
+TEST_F(DispatcherTest, APassReadsItsCustomersOnce) {
+  Customers(6);
+  Profile("c-3", {{"consent", {{"email", false}}}});
+  ASSERT_TRUE(store_.EraseCustomer("c-4").ok());  // its pending email is cancelled with it
+  CountingStore counting(store_);
+  auto d = DispatcherOn(counting, {});
+  ASSERT_TRUE(d->RunLane("email").ok());
+  EXPECT_EQ(counting.loads.load(), 1);
+  EXPECT_EQ(counting.loaded_events, 0);
+  EXPECT_EQ(counting.single_reads.load(), 0);
+  EXPECT_EQ(fake_email_.sent().size(), 4u);
+  EXPECT_EQ(Emails(MessageStatus::kCancelled), 2u);
+}
+
+TEST_F(DispatcherTest, AnErasedCustomersClaimedMessageIsCancelled) {
+  Event("c-1", "form_submitted");
+  Drain();
+  // Erased between the claim and the pre-send read: the read finds no profile.
+  class ErasingStore final : public testing::ForwardingStore {
+   public:
+    using ForwardingStore::ForwardingStore;
+    Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
+        const std::vector<std::string>& customers, Time since, int events) override {
+      auto loaded = inner_.LoadCustomers(customers, since, events);
+      if (loaded.ok()) (*loaded)["c-1"].profile.reset();
+      return loaded;
+    }
+  } erasing(store_);
+  auto d = DispatcherOn(erasing, {});
+  ASSERT_TRUE(d->RunLane("email").ok());
+  EXPECT_TRUE(fake_email_.sent().empty());
+  EXPECT_EQ(Message("email").status, MessageStatus::kCancelled);
+  EXPECT_EQ(Message("email").last_error, "erased");
+}
+
+// A database that is restarting: the first `failures` RecordOutcomes calls fail with "storage".
+class RestartingBatchStore final : public testing::ForwardingStore {
+ public:
+  RestartingBatchStore(Store& inner, int failures) : ForwardingStore(inner), failures_(failures) {}
+  Status RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) override {
+    ++calls;
+    if (failures_-- > 0) return Error{"storage", "server closed the connection"};
+    return inner_.RecordOutcomes(outcomes);
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  std::atomic<int> failures_;
+};
+
+TEST_F(DispatcherTest, APassIsRecordedOnceTheStoreIsBackNotSentAgain) {
+  Customers(3);
+  RestartingBatchStore restarting(store_, 2);
+  auto d = DispatcherOn(restarting, {});
+  ASSERT_TRUE(d->RunLane("email").ok());
+  EXPECT_EQ(fake_email_.sent().size(), 3u);
+  EXPECT_EQ(restarting.calls.load(), 3);  // two failures, then recorded
+  EXPECT_EQ(Emails(MessageStatus::kSent), 3u);
+  // Even once their lease has run out, the messages are not claimed (and sent) again.
+  clock_.Set(T(100000));
+  EXPECT_EQ(*d->RunLane("email"), 0);
+  EXPECT_EQ(fake_email_.sent().size(), 3u);
+}
+
+TEST_F(DispatcherTest, MessagesGivenBackOnStopAreRecordedWithTheSends) {
+  Hanging hanging;
+  email_ = &hanging;
+  Customers(3);
+  CountingStore counting(store_);
+  DispatcherOptions options;
+  options.connections = 1;
+  auto d = DispatcherOn(counting, options);
+  std::thread stopper([&] {
+    EXPECT_TRUE(hanging.WaitCalled());
+    d->Stop();  // while the first send hangs: the other two are given back
+    hanging.Release();
+  });
+  auto handled = d->RunLane("email");
+  stopper.join();
+  ASSERT_TRUE(handled.ok());
+  EXPECT_EQ(*handled, 1);
+  EXPECT_EQ(counting.record_calls.load(), 1);
+  EXPECT_EQ(counting.recorded[OutboxOutcome::kSent], 1);
+  EXPECT_EQ(counting.recorded[OutboxOutcome::kRetry], 2);
+  EXPECT_EQ(Emails(MessageStatus::kSent), 1u);
+  EXPECT_EQ(Emails(MessageStatus::kPending), 2u);
+  for (const OutboxMessage& m : Pending()) {
+    if (m.channel == "email") {
+      EXPECT_LE(m.not_before, clock_.Now());  // due again at once
+    }
+  }
+}
+
+TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnlyWhatItCanSendInTime) {
+  Customers(12);
+  DispatcherOptions options;
+  options.rates["email"] = 20;
+  options.lease = Seconds{2};  // no send after 1 s: 20 per second can send 10 in a half-lease
+  MakeDispatcher(options);
+  ASSERT_TRUE(dispatcher_->RunLane("email").ok());
+  EXPECT_EQ(fake_email_.sent().size(), 10u);
+  EXPECT_EQ(Emails(MessageStatus::kPending), 2u);
+  for (const OutboxMessage& m : Pending()) {
+    if (m.channel == "email") {
+      EXPECT_EQ(m.attempts, 0) << m.id;  // not claimed, so not given back either
+    }
+  }
 }
 
 }  // namespace

@@ -770,6 +770,122 @@ TYPED_TEST_P(StoreConformanceTest, RetryAndDeadChangeOnlyPendingMessages) {
   EXPECT_EQ(store.MarkDead("m-none", "x").error().code, "not_found");
 }
 
+// A dispatcher pass's outcomes land together, each as its Mark* call would record it.
+TYPED_TEST_P(StoreConformanceTest, RecordOutcomesAppliesAMixInOneCall) {
+  Store& store = *this->store_;
+  for (const std::string id : {"m-sent", "m-retry", "m-dead", "m-cancelled", "m-decided"}) {
+    this->Insert(Message(id, At(0)));
+  }
+  ASSERT_EQ(this->ClaimIds(At(0)).size(), 5u);
+  ASSERT_TRUE(store.MarkSent("m-decided", At(1)).ok());
+  const std::vector<OutboxOutcome> outcomes = {
+      {"m-sent", OutboxOutcome::kSent, At(2), ""},
+      {"m-retry", OutboxOutcome::kRetry, At(120), "421 try later"},
+      {"m-dead", OutboxOutcome::kDead, Time{}, "550 no such user"},
+      {"m-cancelled", OutboxOutcome::kCancelled, Time{}, "no_consent"},
+      {"m-decided", OutboxOutcome::kRetry, At(5), "timeout"},  // late: the send stands
+      {"m-decided", OutboxOutcome::kDead, Time{}, "550"},
+  };
+  for (int round = 0; round < 2; ++round) {  // the same outcomes again change nothing
+    Status s = store.RecordOutcomes(outcomes);
+    ASSERT_TRUE(s.ok()) << s.error().code << ": " << s.error().message;
+    OutboxMessage sent = this->Get("m-sent");
+    EXPECT_EQ(sent.status, MessageStatus::kSent);
+    EXPECT_EQ(sent.sent_at, At(2));
+    OutboxMessage retry = this->Get("m-retry");
+    EXPECT_EQ(retry.status, MessageStatus::kPending);
+    EXPECT_EQ(retry.not_before, At(120));
+    EXPECT_EQ(retry.last_error, "421 try later");
+    EXPECT_EQ(retry.attempts, 1);
+    OutboxMessage dead = this->Get("m-dead");
+    EXPECT_EQ(dead.status, MessageStatus::kDead);
+    EXPECT_EQ(dead.last_error, "550 no such user");
+    OutboxMessage cancelled = this->Get("m-cancelled");
+    EXPECT_EQ(cancelled.status, MessageStatus::kCancelled);
+    EXPECT_EQ(cancelled.last_error, "no_consent");
+    OutboxMessage decided = this->Get("m-decided");
+    EXPECT_EQ(decided.status, MessageStatus::kSent);
+    EXPECT_EQ(decided.sent_at, At(1));
+    EXPECT_EQ(decided.last_error, "");
+  }
+  EXPECT_TRUE(this->ClaimIds(At(119)).empty());
+  EXPECT_EQ(this->ClaimIds(At(120)), (std::vector<std::string>{"m-retry"}));
+  auto counts = store.MessageCounts("");
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)["email.sent"], 2);
+  EXPECT_EQ((*counts)["email.dead"], 1);
+  EXPECT_EQ((*counts)["email.cancelled"], 1);
+  EXPECT_EQ((*counts)["email.pending"], 1);
+  EXPECT_TRUE(store.RecordOutcomes({}).ok());
+}
+
+// An unknown id fails the whole call: nothing of it is written.
+TYPED_TEST_P(StoreConformanceTest, RecordOutcomesIsAllOrNothing) {
+  Store& store = *this->store_;
+  this->Insert(Message("m-1", At(0)));
+  this->Insert(Message("m-2", At(0)));
+  Status s = store.RecordOutcomes({{"m-1", OutboxOutcome::kSent, At(1), ""},
+                                   {"m-2", OutboxOutcome::kRetry, At(60), "busy"},
+                                   {"m-none", OutboxOutcome::kDead, Time{}, "x"}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "not_found");
+  EXPECT_EQ(this->Get("m-1").status, MessageStatus::kPending);
+  EXPECT_FALSE(this->Get("m-1").sent_at.has_value());
+  EXPECT_EQ(this->Get("m-2").not_before, At(0));
+  EXPECT_EQ(this->Get("m-2").last_error, "");
+  EXPECT_EQ(store.RecordOutcomes({{"m-none", OutboxOutcome::kSent, At(1), ""}}).error().code,
+            "not_found");
+}
+
+// Outcomes of one id in one call apply in order, as the Mark* calls one after the other would.
+TYPED_TEST_P(StoreConformanceTest, RecordOutcomesOfOneIdApplyInOrder) {
+  Store& store = *this->store_;
+  for (const std::string id : {"m-1", "m-2", "m-3"}) this->Insert(Message(id, At(0)));
+  Status s = store.RecordOutcomes({
+      {"m-1", OutboxOutcome::kRetry, At(5), "first"},
+      {"m-2", OutboxOutcome::kRetry, At(7), "451"},
+      {"m-3", OutboxOutcome::kSent, At(3), ""},
+      {"m-1", OutboxOutcome::kRetry, At(9), "second"},
+      {"m-2", OutboxOutcome::kSent, At(8), ""},
+      {"m-3", OutboxOutcome::kDead, Time{}, "too late"},
+      {"m-1", OutboxOutcome::kCancelled, Time{}, "frequency_cap"},
+  });
+  ASSERT_TRUE(s.ok()) << s.error().code << ": " << s.error().message;
+  OutboxMessage m1 = this->Get("m-1");
+  EXPECT_EQ(m1.status, MessageStatus::kCancelled);
+  EXPECT_EQ(m1.not_before, At(9));
+  EXPECT_EQ(m1.last_error, "frequency_cap");
+  OutboxMessage m2 = this->Get("m-2");
+  EXPECT_EQ(m2.status, MessageStatus::kSent);
+  EXPECT_EQ(m2.sent_at, At(8));
+  EXPECT_EQ(m2.not_before, At(7));
+  EXPECT_EQ(m2.last_error, "451");
+  OutboxMessage m3 = this->Get("m-3");
+  EXPECT_EQ(m3.status, MessageStatus::kSent);
+  EXPECT_EQ(m3.last_error, "");
+}
+
+// The dispatcher's read: LoadCustomers with no events reads profiles and sends only.
+TYPED_TEST_P(StoreConformanceTest, LoadCustomersWithoutEvents) {
+  Store& store = *this->store_;
+  ASSERT_TRUE(store.UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
+  ASSERT_TRUE(store.AppendEvents({Event("e-1", "c-1", 1)}).ok());
+  Batch b;
+  b.states.push_back({"c-1", "welcome", SampleState("c-1", "w"), 0});
+  b.sends = {{"c-1", {"email", At(-100)}}, {"c-1", {"email", At(0)}}, {"c-1", {"email", At(0)}}};
+  this->CommitOk(b);
+  auto loaded = store.LoadCustomers({"c-1", "c-2"}, At(-50), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  ASSERT_EQ(loaded->size(), 2u);
+  const CustomerSnapshot& c1 = loaded->at("c-1");
+  ASSERT_TRUE(c1.profile.has_value());
+  EXPECT_EQ((*c1.profile)["email"], "ann@example.com");
+  EXPECT_EQ(c1.sends.size(), 2u);  // both sends at the same instant count
+  EXPECT_TRUE(c1.pending.empty());
+  EXPECT_FALSE(loaded->at("c-2").profile.has_value());
+  EXPECT_TRUE(loaded->at("c-2").pending.empty());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, UpsertMergesIntoTheProfile,
     CommitPatchesTheProfileAndKeepsConcurrentUpserts, EventsWithASeenIdAreAcceptedWithoutEffect,
@@ -782,7 +898,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     RoutingAndJourneyCountersAccumulate, TimelineIsNewestFirst, JourneyVersionsAreRecordedOnce,
     AFailedBatchLeavesNothing, EraseRemovesTheCustomersData, CommitsFromManyThreadsAllLand,
     RetryAndDeadChangeOnlyPendingMessages, LoadCustomersMatchesTheSingleCustomerReads,
-    InboxAndDueCustomersFilterByPartition, RepeatedKeysInOneBatchApplyInOrder);
+    InboxAndDueCustomersFilterByPartition, RepeatedKeysInOneBatchApplyInOrder,
+    RecordOutcomesAppliesAMixInOneCall, RecordOutcomesIsAllOrNothing,
+    RecordOutcomesOfOneIdApplyInOrder, LoadCustomersWithoutEvents);
 
 }  // namespace itinera::orch::store_testing
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "orchestrator/memory_store.h"
 #include "orchestrator/sqlite_schema.h"
@@ -28,7 +29,23 @@ struct SqliteFactory {
   }
 };
 
-using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory>;
+// A database file: reads then go through the store's reading connection.
+struct SqliteFileFactory {
+  static std::unique_ptr<Store> Make() {
+    // One folder per process, removed at exit, with a database per test.
+    static struct Base {
+      fs::path path =
+          fs::path(::testing::TempDir()) / ("itinera_conformance_" + std::to_string(getpid()));
+      ~Base() { fs::remove_all(path); }
+    } base;
+    static int n = 0;
+    auto store = SqliteStore::Open((base.path / std::to_string(++n) / "itinera.db").string());
+    EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+};
+
+using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory, SqliteFileFactory>;
 INSTANTIATE_TYPED_TEST_SUITE_P(All, StoreConformanceTest, StoreTypes);
 
 // A fresh folder under the test temp dir, removed afterwards.
@@ -79,6 +96,36 @@ TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
   ASSERT_EQ(store->ListJourneyVersions()->size(), 1u);
   EXPECT_EQ(store->SaveJourneyVersion({"welcome", 1, "bbbb", "", "", At(0)}).error().code,
             "conflict");
+}
+
+TEST_F(SqliteStoreTest, ReadsDoNotWaitForAWriter) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
+  // Another process holds the write lock, so the store's next write waits inside its
+  // transaction (busy timeout) — holding the writing connection the whole time.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "var" / "itinera.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::thread writer([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Reads go through the reading connection: answered now, from the last commit.
+  auto started = std::chrono::steady_clock::now();
+  auto profile = store->GetProfile("c-1");
+  auto states = store->ListStates("c-1");
+  auto inbox = store->InboxCustomers(10, PartitionSet());
+  auto waited = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(profile.ok() && profile->has_value());
+  EXPECT_EQ((**profile)["email"], "ann@example.com");
+  ASSERT_TRUE(states.ok() && inbox.ok());
+  EXPECT_TRUE(inbox->empty());  // the event is not committed yet
+  EXPECT_LT(waited, std::chrono::seconds(2));
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  writer.join();
+  auto after = store->InboxCustomers(10, PartitionSet());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, std::vector<std::string>{"c-1"});  // and the next read sees the commit
 }
 
 TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
