@@ -73,7 +73,9 @@ def rows(r):
     li, lr = r.get("latency.itinera"), r.get("latency.reference")
     if li and lr:
         limit = lr["p99_ms"] + 10
-        out.append((f"p99 event -> first action at {li['rate']:,.0f} events/s (half the peak)",
+        peak = r.get("latency.peak", {}).get("action_rate", 0)
+        out.append((f"p99 event -> first action at {li['rate']:,.0f} events/s (half the peak, "
+                    f"{peak:,.0f} events/s turned into SMS)",
                     f"{li['p99_ms']:.1f} ms", f"{lr['p99_ms']:.1f} ms", "",
                     f"<= {limit:.1f} ms", li["p99_ms"] <= limit))
     n, c = largest(r, "campaign")

@@ -18,8 +18,8 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kIdlePoll = std::chrono::seconds(1);
-constexpr int kClaimPerConnection = 64;  // the default claim: messages per sender worker
-constexpr size_t kRecordEvery = 256;     // outcomes recorded in one transaction, at most
+constexpr int kClaimPerConnection = 256;  // the default claim: messages per sender worker
+constexpr size_t kRecordEvery = 256;      // outcomes recorded in one transaction, at most
 
 std::string Text(const json& object, const char* key) {
   if (!object.is_object()) return "";

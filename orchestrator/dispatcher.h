@@ -6,7 +6,7 @@
 // due messages of its channel with a lease (Store::ClaimDue): a process that dies mid-send has
 // them claimed again after the lease, with the same idempotency key.
 //
-// A pass of a lane: one claim (up to 64 messages per connection), one read of the profiles and
+// A pass of a lane: one claim (up to 256 messages per connection), one read of the profiles and
 // recent sends of the batch's email and SMS customers (Store::LoadCustomers), then `connections`
 // sender workers take the claimed messages one at a time, each through its own connectors
 // (connectors are not thread-safe; an SMTP connector keeps its connection open between sends),
@@ -58,7 +58,7 @@ struct DispatcherOptions {
   std::map<std::string, double> rates;  // lane -> messages per second; absent or 0: unlimited
   Seconds lease{300};                   // a claimed message is claimed again after this
   int connections = 4;                  // sender workers per lane, each with its own connectors
-  // Messages claimed at once by a lane; 0: 64 per connection. A rate-limited lane claims no more
+  // Messages claimed at once by a lane; 0: 256 per connection. A rate-limited lane claims no more
   // than its rate lets it send in a quarter of the lease.
   int claim = 0;
   std::string email_from = "Itinera <itinera@localhost>";

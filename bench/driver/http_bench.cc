@@ -123,7 +123,9 @@ int Sink(const Flags& flags) {
 //     with one "ping" event of customer P<i>; the daemon texts that customer through the SMS
 //     sink run here, and the latency is from the event being due to the SMS reaching the sink
 //     (event -> durable -> processed -> outbox -> sent).
-//   --rate R --seconds S [--clients C]
+//   --rate R --seconds S [--clients C] [--first K: customers P<K> onwards]
+// A rate above what the daemon sustains measures its peak instead: action_rate, the events that
+// became actions per second.
 int Latency(const Flags& flags) {
   const std::string mode = flags.Text("mode", "hello");
   const std::string target = flags.Text("target", "http://127.0.0.1:9000");
@@ -131,6 +133,7 @@ int Latency(const Flags& flags) {
   const int64_t total = static_cast<int64_t>(rate * flags.Real("seconds", 5));
   const int clients = static_cast<int>(flags.Int("clients", 32));
   const std::string prefix = flags.Text("prefix", "lat-");
+  const int64_t first = flags.Int("first", 0);  // customers prefix<first> onwards
   const bool events = mode == "events";
 
   // The SMS sink: arrival time (wall clock, ns) per customer.
@@ -169,7 +172,7 @@ int Latency(const Flags& flags) {
         auto offset = std::chrono::nanoseconds(static_cast<int64_t>(1e9 * i / rate));
         std::this_thread::sleep_until(start + offset);
         due_wall[i] = start_wall + offset.count();
-        json body = {{"customer_id", prefix + std::to_string(i)}, {"type", "ping"}};
+        json body = {{"customer_id", prefix + std::to_string(first + i)}, {"type", "ping"}};
         httplib::Result res =
             events ? client.Post("/v1/events", body.dump(), "application/json") : client.Get("/");
         if (!res || res->status >= 300) ++failures;
@@ -183,6 +186,7 @@ int Latency(const Flags& flags) {
 
   std::vector<double> latencies;
   int64_t missing = 0;
+  int64_t last_arrival = start_wall;
   if (events) {
     // Every SMS should arrive within a few seconds of the last event.
     auto deadline = Clock::now() + std::chrono::seconds(static_cast<int>(flags.Int("wait", 30)));
@@ -196,12 +200,13 @@ int Latency(const Flags& flags) {
     sink.stop();
     sink_thread.join();
     for (int64_t i = 0; i < total; ++i) {
-      auto it = arrivals.find(prefix + std::to_string(i));
+      auto it = arrivals.find(prefix + std::to_string(first + i));
       if (it == arrivals.end()) {
         ++missing;
         continue;
       }
       latencies.push_back(static_cast<double>(it->second - due_wall[i]) / 1e6);
+      last_arrival = std::max(last_arrival, it->second);
     }
   } else {
     latencies = answer_ms;
@@ -215,7 +220,12 @@ int Latency(const Flags& flags) {
         {"p50_ms", Percentile(latencies, 0.50)},
         {"p99_ms", Percentile(latencies, 0.99)},
         {"max_ms", Percentile(latencies, 1.0)},
-        {"answer_p99_ms", Percentile(answer_ms, 0.99)}});
+        {"answer_p99_ms", Percentile(answer_ms, 0.99)},
+        // Events that became actions per second, first due to last action.
+        {"action_rate",
+         events ? static_cast<double>(latencies.size()) * 1e9 /
+                      static_cast<double>(std::max<int64_t>(1, last_arrival - start_wall))
+                : 0.0}});
   return failures == 0 && missing == 0 ? 0 : 1;
 }
 
