@@ -57,6 +57,11 @@ CREATE TABLE journey_versions (
   file TEXT NOT NULL, source TEXT NOT NULL, loaded_at INTEGER NOT NULL,
   PRIMARY KEY (journey, version)) WITHOUT ROWID;
 )sql",
+    // 3: the inbox in arrival order, so InboxCustomers reads only as far as the customers it
+    // returns instead of grouping the whole backlog.
+    R"sql(
+CREATE INDEX events_pending ON events (seq, customer) WHERE processed = 0;
+)sql",
 };
 
 }  // namespace itinera::orch
