@@ -85,6 +85,11 @@ CREATE TABLE state_log (
   PRIMARY KEY (customer, journey, version));
 CREATE INDEX state_log_at ON state_log (at);
 )sql",
+    // 3: the inbox in arrival order, so InboxCustomers reads only the oldest pending events
+    // instead of grouping the whole backlog.
+    R"sql(
+CREATE INDEX events_arrival ON events (seq) INCLUDE (customer, part) WHERE NOT processed;
+)sql",
 };
 
 }  // namespace itinera::orch
