@@ -98,48 +98,21 @@ Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Se
   return out;
 }
 
+// The single outcomes are one-element RecordOutcomes: one set of statements for both.
 Status SqliteStore::MarkSent(const std::string& id, Time at) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q, "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?");
-  if (q.Bind(Secs(at)).Bind(id).Step() != SQLITE_DONE) return StorageError("mark sent");
-  if (sqlite3_changes(db_) == 0) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();
+  return RecordOutcomes({{id, OutboxOutcome::kSent, at, ""}});
 }
 
 Status SqliteStore::MarkRetry(const std::string& id, Time at, const std::string& error) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "UPDATE outbox SET not_before = ?, last_error = ? "
-              "WHERE id = ? AND status = 'pending'");
-  if (q.Bind(Secs(at)).Bind(error).Bind(id).Step() != SQLITE_DONE) {
-    return StorageError("mark retry");
-  }
-  return sqlite3_changes(db_) > 0 ? Status::Ok() : DecidedOrUnknown(id);
+  return RecordOutcomes({{id, OutboxOutcome::kRetry, at, error}});
 }
 
 Status SqliteStore::MarkDead(const std::string& id, const std::string& error) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "UPDATE outbox SET status = 'dead', last_error = ? "
-              "WHERE id = ? AND status = 'pending'");
-  if (q.Bind(error).Bind(id).Step() != SQLITE_DONE) return StorageError("mark dead");
-  return sqlite3_changes(db_) > 0 ? Status::Ok() : DecidedOrUnknown(id);
-}
-
-Status SqliteStore::DecidedOrUnknown(const std::string& id) {
-  auto existing = ReadMessage(id);
-  if (!existing.ok()) return existing.error();
-  if (!existing->has_value()) return Error{"not_found", "message " + id + " not found"};
-  return Status::Ok();  // sent, dead or cancelled already: the first outcome stands
+  return RecordOutcomes({{id, OutboxOutcome::kDead, Time{}, error}});
 }
 
 Status SqliteStore::MarkCancelled(const std::string& id, const std::string& reason) {
-  std::lock_guard lock(mu_);
-  ITINERA_SQL(q,
-              "UPDATE outbox SET status = 'cancelled', last_error = ? "
-              "WHERE id = ? AND status = 'pending'");
-  if (q.Bind(reason).Bind(id).Step() != SQLITE_DONE) return StorageError("mark cancelled");
-  return sqlite3_changes(db_) > 0 ? Status::Ok() : DecidedOrUnknown(id);
+  return RecordOutcomes({{id, OutboxOutcome::kCancelled, Time{}, reason}});
 }
 
 Status SqliteStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {

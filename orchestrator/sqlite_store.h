@@ -101,9 +101,6 @@ class SqliteStore final : public Store {
   Result<ProfileChange> PatchProfile(const std::string& customer, const nlohmann::json& patch);
   Status ApplyState(const Batch::StateWrite& write);
   Result<std::optional<OutboxMessage>> ReadMessage(const std::string& id);
-  // For an outcome that changed no row: Ok when the message exists (decided already: the
-  // first outcome stands), "not_found" otherwise.
-  Status DecidedOrUnknown(const std::string& id);
 
   std::mutex mu_;  // the writing connection: every transaction, and reads inside them
   sqlite3* db_;

@@ -357,17 +357,8 @@ TEST_F(DispatcherTest, ASendIsRecordedOnceTheStoreIsBackNotSentAgain) {
   Event("c-1", "form_submitted");
   Drain();
   RestartingStore restarting(store_, 3);
-  DispatcherOptions options;
-  options.seed = 7;
-  Dispatcher d(restarting, clock_, *registry_, config_.directory, options,
-               [this](const std::string&) {
-                 LaneConnectors c;
-                 c.email = std::make_unique<Forward>(email_);
-                 c.sms = std::make_unique<Forward>(sms_);
-                 c.chat = std::make_unique<Forward>(&chat_);
-                 c.webhook = std::make_unique<Forward>(&webhook_);
-                 return c;
-               });
+  auto dispatcher = DispatcherOn(restarting, DispatcherOptions());
+  Dispatcher& d = *dispatcher;
   ASSERT_TRUE(d.RunLane("email").ok());
   EXPECT_EQ(fake_email_.sent().size(), 1u);
   EXPECT_EQ(restarting.calls, 4);  // three failures, then recorded
