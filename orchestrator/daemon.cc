@@ -283,8 +283,6 @@ int RunDaemon(const Config& config) {
                                              [&work] { work.Notify(); });
     popts.ownership = [&member] { return member->Current(); };
   }
-  Processor processor(*store, clock, registry, config.directory, popts);
-
   DispatcherOptions dopts;
   dopts.max_attempts = static_cast<int>(config.delivery.max_attempts);
   dopts.retry_initial = DurationOr(config.delivery.retry_initial, Seconds{30});
@@ -303,6 +301,9 @@ int RunDaemon(const Config& config) {
   Dispatcher dispatcher(*store, clock, registry, config.directory, dopts, [&](const std::string&) {
     return std::move(MakeConnectors(config, clock).value());
   });
+  // Each committed batch's messages are in the outbox: the dispatcher takes them at once.
+  popts.committed = [&dispatcher](int) { dispatcher.Poke(); };
+  Processor processor(*store, clock, registry, config.directory, popts);
 
   EventIngest ingest(*store, [&] { work.Notify(); });
 
@@ -382,7 +383,7 @@ int RunDaemon(const Config& config) {
       }
       if (!advanced.ok()) {
         ++failures;
-        LogError("processing failed; nothing was committed, retrying",
+        LogError("processing failed; the failed batch was not committed, retrying",
                  {{"error", advanced.error().message}, {"failures", failures}});
         auto backoff =
             std::chrono::milliseconds(std::min(5000, 100 * (1 << std::min(failures, 6))));

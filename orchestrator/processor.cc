@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <map>
 #include <set>
 
@@ -61,6 +62,8 @@ class Processor::Work {
                   CustomerSnapshot snapshot);
 
   Batch& batch() { return batch_; }
+  // The routing counters with this batch's assignments applied.
+  const RoutingSnapshot& routing() const { return routing_; }
 
  private:
   struct Stored {
@@ -489,51 +492,75 @@ Processor::Processor(Store& store, const Clock& clock, const JourneyRegistry& re
       directory_(directory),
       options_(std::move(options)) {}
 
-Result<int> Processor::RunOnce() {
+// A batch read and advanced, ready to commit.
+struct Processor::Prepared {
+  std::vector<std::string> customers;
+  int due_rows = 0;  // timer rows read for them
+  std::unique_ptr<Work> work;
+};
+
+Result<std::optional<Processor::Prepared>> Processor::Prepare(const InFlight& in_flight,
+                                                              std::optional<RoutingSnapshot> carried) {
   const Ownership ownership = options_.ownership ? options_.ownership() : Ownership();
-  if (!ownership.all && ownership.epochs.empty()) return 0;  // no partition leased (yet)
+  if (!ownership.all && ownership.epochs.empty()) {
+    return std::optional<Prepared>();  // no partition leased (yet)
+  }
   const Time now = clock_.Now();
   const int limit = std::max(options_.batch, 1);
-  auto due = store_.DueCustomers(now, limit, ownership.Partitions());
+  // The batch being committed may still be in what the store answers: read past it.
+  auto due = store_.DueCustomers(now, limit + in_flight.due_rows, ownership.Partitions());
   if (!due.ok()) return due.error();
-  auto inbox = store_.InboxCustomers(limit, ownership.Partitions());
+  auto inbox = store_.InboxCustomers(limit + static_cast<int>(in_flight.customers.size()),
+                                     ownership.Partitions());
   if (!inbox.ok()) return inbox.error();
-  if (due->empty() && inbox->empty()) return 0;
 
   // The customers of this batch, in the order first seen, at most `limit`.
-  std::vector<std::string> order;
+  Prepared prepared;
   std::map<std::string, std::vector<DueTimer>> timers;
   for (const DueTimer& t : *due) {
+    if (in_flight.customers.count(t.customer)) continue;
     if (!timers.count(t.customer)) {
-      if (static_cast<int>(order.size()) >= limit) break;
-      order.push_back(t.customer);
+      if (static_cast<int>(prepared.customers.size()) >= limit) break;
+      prepared.customers.push_back(t.customer);
     }
     timers[t.customer].push_back(t);
+    ++prepared.due_rows;
   }
   for (const std::string& c : *inbox) {
+    if (in_flight.customers.count(c)) continue;
     if (!timers.count(c)) {
-      if (static_cast<int>(order.size()) >= limit) break;
-      order.push_back(c);
+      if (static_cast<int>(prepared.customers.size()) >= limit) break;
+      prepared.customers.push_back(c);
       timers[c];
     }
   }
+  if (prepared.customers.empty()) return std::optional<Prepared>();
 
-  auto routing = store_.GetRouting();
-  if (!routing.ok()) return routing.error();
-  Work work(*this, registry_.Snapshot(), now, std::move(*routing));
+  // Routing counters: the store's, or, while a batch is in flight, the ones that batch ended
+  // with (the store may or may not show its deltas yet).
+  RoutingSnapshot routing;
+  if (carried) {
+    routing = std::move(*carried);
+  } else {
+    auto read = store_.GetRouting();
+    if (!read.ok()) return read.error();
+    routing = std::move(*read);
+  }
+  prepared.work = std::make_unique<Work>(*this, registry_.Snapshot(), now, std::move(routing));
   // One read for the whole batch: a few round trips instead of four per customer.
-  auto loaded = store_.LoadCustomers(order, now - kSendHistory, options_.events_per_customer);
+  auto loaded = store_.LoadCustomers(prepared.customers, now - kSendHistory,
+                                     options_.events_per_customer);
   if (!loaded.ok()) return loaded.error();
-  for (const std::string& c : order) {
+  for (const std::string& c : prepared.customers) {
     // A customer woken by a timer also gets the events that arrived meanwhile.
-    if (Status s = work.Customer(c, timers[c], std::move((*loaded)[c])); !s.ok()) {
+    if (Status s = prepared.work->Customer(c, timers[c], std::move((*loaded)[c])); !s.ok()) {
       return s.error();
     }
   }
 
   if (!ownership.all) {
     Fence fence{ownership.node, {}};
-    for (const std::string& c : order) {
+    for (const std::string& c : prepared.customers) {
       const int partition = PartitionOf(c);
       auto held = ownership.epochs.find(partition);
       if (held == ownership.epochs.end()) {
@@ -542,21 +569,70 @@ Result<int> Processor::RunOnce() {
       }
       fence.epochs[partition] = held->second;
     }
-    work.batch().fence = std::move(fence);
+    prepared.work->batch().fence = std::move(fence);
   }
-  auto started = std::chrono::steady_clock::now();
-  Status committed = store_.Commit(work.batch());
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::steady_clock::now() - started)
-                    .count();
-  if (!committed.ok()) {
-    ++stats_.commit_failures;
-    return committed.error();
+  return std::optional<Prepared>(std::move(prepared));
+}
+
+Result<int> Processor::RunOnce() {
+  // Batch N+1 is read and advanced while batch N commits: the commit (an fsync, or a round trip
+  // and a WAL flush) and the engine's work overlap. Only one commit is ever in flight, so batch
+  // N+2 is read after batch N is durable; batch N+1 leaves out N's customers, whose stored
+  // state is not settled until N commits.
+  int total = 0;
+  InFlight in_flight;
+  std::unique_ptr<Work> committing;
+  std::future<Status> commit;
+  std::chrono::steady_clock::time_point started;
+
+  // Waits for the commit in flight and accounts for it.
+  auto settle = [&]() -> Status {
+    if (!commit.valid()) return Status::Ok();
+    Status s = commit.get();
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+    const int n = static_cast<int>(in_flight.customers.size());
+    committing.reset();
+    in_flight = InFlight();
+    if (!s.ok()) {
+      ++stats_.commit_failures;
+      return s;
+    }
+    stats_.commit_micros += micros;
+    ++stats_.batches;
+    stats_.customers += n;
+    total += n;
+    if (options_.committed) options_.committed(n);
+    return Status::Ok();
+  };
+
+  for (int round = 0; round < kBatchesPerRun;) {
+    std::optional<RoutingSnapshot> carried;
+    if (committing) carried = committing->routing();
+    auto prepared = Prepare(in_flight, std::move(carried));
+    if (!prepared.ok()) {
+      // What is in flight is committed (or not) on its own; this batch was not.
+      if (Status s = settle(); !s.ok()) return s.error();
+      return prepared.error();
+    }
+    if (!*prepared) {
+      if (!commit.valid()) break;  // nothing in flight, nothing due: done
+      // Everything due may be the batch in flight: look again once it is committed.
+      if (Status s = settle(); !s.ok()) return s.error();
+      continue;
+    }
+    if (Status s = settle(); !s.ok()) return s.error();
+    ++round;
+    committing = std::move((*prepared)->work);
+    for (std::string& c : (*prepared)->customers) in_flight.customers.insert(std::move(c));
+    in_flight.due_rows = (*prepared)->due_rows;
+    started = std::chrono::steady_clock::now();
+    commit = std::async(std::launch::async,
+                        [this, batch = &committing->batch()] { return store_.Commit(*batch); });
   }
-  stats_.commit_micros += micros;
-  ++stats_.batches;
-  stats_.customers += static_cast<int64_t>(order.size());
-  return static_cast<int>(order.size());
+  if (Status s = settle(); !s.ok()) return s.error();
+  return total;
 }
 
 }  // namespace itinera::orch

@@ -1,12 +1,16 @@
 // The processor: advances customers with the pure engine and commits what it decided.
 //
-// One RunOnce takes up to `batch` customers that have unprocessed events or due timers, advances
-// each of them through every journey (due timers first, then events oldest first, then the
-// journeys that react to profile changes), and writes everything — profile patches, journey
-// states with their versions, wake-up times, processed events, the rendered outbox messages,
-// sends for frequency caps, routing counters, the 360 timeline and journey counters — in ONE
-// Commit (group commit: one fsync for many transitions; the state change and the messages it
-// causes commit together). Nothing is sent here; the Dispatcher reads the outbox.
+// A batch is up to `batch` customers that have unprocessed events or due timers. Each of them is
+// advanced through every journey (due timers first, then events oldest first, then the journeys
+// that react to profile changes), and everything — profile patches, journey states with their
+// versions, wake-up times, processed events, the rendered outbox messages, sends for frequency
+// caps, routing counters, the 360 timeline and journey counters — is written in ONE Commit
+// (group commit: one fsync for many transitions; the state change and the messages it causes
+// commit together). Nothing is sent here; the Dispatcher reads the outbox.
+//
+// RunOnce pipelines batches: the next batch is read and advanced on the calling thread while
+// the previous one commits on another, so the engine's CPU work and the commit's wait overlap.
+// One commit is in flight at a time, and the next batch leaves its customers out.
 //
 // Emails are rendered and rewritten for tracking at this point, so the message that goes out
 // after a crash is byte-for-byte the one committed. The tracking secret signs open, click and
@@ -23,6 +27,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "orchestrator/clock.h"
@@ -49,6 +55,9 @@ struct ProcessorOptions {
   // of them (a store that is not shared). Otherwise only customers of the leased partitions are
   // read, and the commit is fenced with their lease epochs (Batch::fence).
   std::function<Ownership()> ownership;
+  // Called after each batch commits, with its number of customers (the daemon wakes the
+  // dispatcher: the batch's messages are in the outbox). Runs on the RunOnce thread.
+  std::function<void(int)> committed;
 };
 
 // Running totals, for /metrics.
@@ -69,13 +78,30 @@ class Processor {
   Processor(Store& store, const Clock& clock, const JourneyRegistry& registry,
             const Directory& directory, ProcessorOptions options);
 
-  // Advances what is due now. Returns how many customers were advanced (0: nothing to do).
+  // Advances what is due now, in up to kBatchesPerRun batches of `batch` customers, each read
+  // and advanced while the one before it commits. Returns how many customers were advanced and
+  // committed (0: nothing to do); every commit has finished when it returns. On an error the
+  // batches committed before it stay committed.
   Result<int> RunOnce();
+
+  static constexpr int kBatchesPerRun = 8;
 
   const ProcessorStats& stats() const { return stats_; }
 
  private:
   class Work;
+  struct Prepared;
+  // The batch being committed: the next one leaves its customers out.
+  struct InFlight {
+    std::set<std::string> customers;
+    int due_rows = 0;
+  };
+
+  // Reads up to `batch` customers that are due and not in flight, advances them and returns the
+  // Batch to commit (nullopt: nothing due). `carried`: routing counters to use instead of the
+  // store's (those the batch in flight ended with).
+  Result<std::optional<Prepared>> Prepare(const InFlight& in_flight,
+                                          std::optional<RoutingSnapshot> carried);
 
   Store& store_;
   const Clock& clock_;

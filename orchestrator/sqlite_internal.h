@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "orchestrator/store.h"
 #include "util/result.h"
@@ -44,7 +45,7 @@ class Query {
     sqlite3_bind_int64(stmt_, ++index_, value);
     return *this;
   }
-  Query& Bind(const std::string& value) {
+  Query& Bind(std::string_view value) {
     sqlite3_bind_text(stmt_, ++index_, value.data(), static_cast<int>(value.size()),
                       SQLITE_TRANSIENT);
     return *this;

@@ -1,6 +1,8 @@
 #include "orchestrator/sqlite_store.h"
 
 #include <filesystem>
+#include <map>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -449,6 +451,36 @@ Status SqliteStore::ApplyState(const Batch::StateWrite& w) {
   if (w.customer.empty() || w.journey.empty()) {
     return Error{"invalid_argument", "a state write without customer or journey"};
   }
+  const std::string body = ToJson(w.state).dump();
+  // One statement: the version check is the UPDATE's condition (or the INSERT's conflict), and
+  // the stored version is read only to explain a conflict.
+  if (!w.expected_version) {
+    ITINERA_SQL(q,
+                "INSERT INTO states (customer, journey, version, body) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (customer, journey) DO UPDATE SET version = version + 1, "
+                "body = excluded.body");
+    if (q.Bind(w.customer).Bind(w.journey).Bind(body).Step() != SQLITE_DONE) {
+      return StorageError("write state");
+    }
+    return Status::Ok();
+  }
+  const int64_t expected = *w.expected_version;
+  if (expected == 0) {
+    ITINERA_SQL(q,
+                "INSERT INTO states (customer, journey, version, body) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (customer, journey) DO NOTHING");
+    if (q.Bind(w.customer).Bind(w.journey).Bind(body).Step() != SQLITE_DONE) {
+      return StorageError("write state");
+    }
+  } else {
+    ITINERA_SQL(q,
+                "UPDATE states SET version = version + 1, body = ? "
+                "WHERE customer = ? AND journey = ? AND version = ?");
+    if (q.Bind(body).Bind(w.customer).Bind(w.journey).Bind(expected).Step() != SQLITE_DONE) {
+      return StorageError("write state");
+    }
+  }
+  if (sqlite3_changes(db_) == 1) return Status::Ok();
   int64_t version = 0;
   {
     ITINERA_SQL(q, "SELECT version FROM states WHERE customer = ? AND journey = ?");
@@ -459,20 +491,8 @@ Status SqliteStore::ApplyState(const Batch::StateWrite& w) {
       return StorageError("read state version");
     }
   }
-  if (w.expected_version && *w.expected_version != version) {
-    return Error{"conflict", "state of " + w.customer + " in " + w.journey + " is at version " +
-                                 std::to_string(version) + ", not " +
-                                 std::to_string(*w.expected_version)};
-  }
-  ITINERA_SQL(q,
-              "INSERT INTO states (customer, journey, version, body) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT (customer, journey) DO UPDATE SET version = excluded.version, "
-              "body = excluded.body");
-  if (q.Bind(w.customer).Bind(w.journey).Bind(version + 1).Bind(ToJson(w.state).dump()).Step() !=
-      SQLITE_DONE) {
-    return StorageError("write state");
-  }
-  return Status::Ok();
+  return Error{"conflict", "state of " + w.customer + " in " + w.journey + " is at version " +
+                               std::to_string(version) + ", not " + std::to_string(expected)};
 }
 
 Status SqliteStore::Commit(const Batch& batch) {
@@ -530,11 +550,14 @@ Status SqliteStore::Commit(const Batch& batch) {
     };
     if (Status s = add("round_robin", batch.routing.round_robin); !s.ok()) return s;
     if (Status s = add("load", batch.routing.load); !s.ok()) return s;
-    for (const auto& c : batch.counters) {
+    // A batch counts the same few things thousands of times: one upsert per counter.
+    std::map<std::pair<std::string_view, std::string_view>, int64_t> sums;
+    for (const auto& c : batch.counters) sums[{c.journey, c.name}] += c.delta;
+    for (const auto& [key, delta] : sums) {
       ITINERA_SQL(q,
                   "INSERT INTO counters (journey, name, value) VALUES (?, ?, ?) "
                   "ON CONFLICT (journey, name) DO UPDATE SET value = value + excluded.value");
-      if (q.Bind(c.journey).Bind(c.name).Bind(c.delta).Step() != SQLITE_DONE) {
+      if (q.Bind(key.first).Bind(key.second).Bind(delta).Step() != SQLITE_DONE) {
         return StorageError("update counters");
       }
     }

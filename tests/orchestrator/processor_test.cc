@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <map>
+#include <mutex>
+
 #include "daemon_fixture.h"
 #include "orchestrator/tracking.h"
 #include "tests/orchestrator/forwarding_store.h"
@@ -313,6 +317,143 @@ TEST_F(ProcessorTest, OnAStoreThatIsNotSharedCommitsCarryNoFence) {
   ASSERT_EQ(*single.RunOnce(), 1);
   ASSERT_EQ(recording.batches.size(), 1u);
   EXPECT_FALSE(recording.batches[0].fence.has_value());
+}
+
+// Holds each Commit until the processor has begun reading its next batch (or 5 s pass), and
+// only then lets it reach the store: the next batch's reads see the store without the batch in
+// flight, as they may on a real database whose commit is still waiting for its fsync.
+class SlowCommitStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+
+  Status Commit(const Batch& b) override {
+    {
+      // Every batch starts with a read of the inbox, so commit k is overlapped once read k + 1
+      // has begun (the commit's thread may start after it did).
+      std::unique_lock lock(mu_);
+      const int k = ++commits_;
+      overlapped.push_back(cv_.wait_for(lock, std::chrono::seconds(5),
+                                        [&] { return inbox_reads_ > k; }));
+    }
+    if (fail_commits > 0) {
+      --fail_commits;
+      return Error{"storage", "the disk is full"};
+    }
+    return ForwardingStore::Commit(b);
+  }
+  Result<std::vector<std::string>> InboxCustomers(int limit, const PartitionSet& only) override {
+    {
+      std::lock_guard lock(mu_);
+      ++inbox_reads_;
+    }
+    cv_.notify_all();
+    return ForwardingStore::InboxCustomers(limit, only);
+  }
+  Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
+      const std::vector<std::string>& customers, Time sends_since,
+      int events_per_customer) override {
+    {
+      std::lock_guard lock(mu_);
+      for (const std::string& c : customers) ++loaded[c];
+    }
+    return Store::LoadCustomers(customers, sends_since, events_per_customer);
+  }
+
+  // Written by the commit thread, read after RunOnce returns.
+  std::vector<bool> overlapped;  // per commit: the next read began while it was in flight
+  std::map<std::string, int> loaded;
+  int fail_commits = 0;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int inbox_reads_ = 0;
+  int commits_ = 0;
+};
+
+class PipelineTest : public ProcessorTest {
+ protected:
+  void SetUp() override {
+    ProcessorTest::SetUp();
+    Rep bob;
+    bob.id = "rep_bob";
+    bob.name = "Bob";
+    bob.email = "bob@dealer.example";
+    bob.alert_via = "email";
+    bob.team = "sales";
+    config_.directory.teams["sales"].push_back(bob);
+    for (const char* c : {"c-2", "c-3"}) {
+      Profile(c, {{"email", std::string(c) + "@example.com"}, {"consent", {{"email", true}}}});
+    }
+  }
+
+  std::unique_ptr<Processor> OneCustomerPerBatch(Store& store) {
+    ProcessorOptions options;
+    options.batch = 1;
+    options.public_url = "https://t.example";
+    options.tracking_secret = "test-secret";
+    options.committed = [this](int n) { committed_.push_back(n); };
+    return std::make_unique<Processor>(store, clock_, *registry_, config_.directory, options);
+  }
+
+  std::vector<int> committed_;
+};
+
+TEST_F(PipelineTest, TheNextBatchIsAdvancedWhileThePreviousOneCommits) {
+  for (const char* c : {"c-1", "c-2", "c-3"}) Event(c, "form_submitted");
+  SlowCommitStore slow(store_);
+  auto processor = OneCustomerPerBatch(slow);
+
+  auto n = processor->RunOnce();
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(*n, 3);
+  EXPECT_EQ(slow.overlapped, (std::vector<bool>{true, true, true}));
+  EXPECT_EQ(committed_, (std::vector<int>{1, 1, 1}));
+  EXPECT_EQ(processor->stats().batches.load(), 3);
+  EXPECT_EQ(processor->stats().customers.load(), 3);
+  // Each customer was read once: the batch in flight is left out of the next one, although the
+  // store still showed its events as pending.
+  EXPECT_EQ(slow.loaded, (std::map<std::string, int>{{"c-1", 1}, {"c-2", 1}, {"c-3", 1}}));
+  EXPECT_EQ(Counter("lead", "entered"), 3);
+  EXPECT_EQ(Pending().size(), 3u);
+  // Round robin went on from the assignments of the batch in flight, not from the store's
+  // counters, which did not show them yet.
+  EXPECT_EQ((**store_.GetProfile("c-1"))["owner"], "rep_anna");
+  EXPECT_EQ((**store_.GetProfile("c-2"))["owner"], "rep_bob");
+  EXPECT_EQ((**store_.GetProfile("c-3"))["owner"], "rep_anna");
+  EXPECT_EQ(store_.GetRouting()->round_robin["sales"], 3);
+}
+
+TEST_F(PipelineTest, AFailedCommitLeavesItsBatchAndTheOneAdvancedMeanwhileForTheNextRun) {
+  for (const char* c : {"c-1", "c-2"}) Event(c, "form_submitted");
+  SlowCommitStore slow(store_);
+  slow.fail_commits = 1;
+  auto processor = OneCustomerPerBatch(slow);
+
+  auto failed = processor->RunOnce();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, "storage");
+  EXPECT_TRUE(committed_.empty());
+  EXPECT_EQ(processor->stats().commit_failures.load(), 1);
+  EXPECT_EQ(store_.PendingEvents("c-1", 10)->size(), 1u);
+  EXPECT_EQ(store_.PendingEvents("c-2", 10)->size(), 1u);
+  EXPECT_TRUE(Pending().empty());
+
+  auto n = processor->RunOnce();
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(*n, 2);
+  EXPECT_EQ(Counter("lead", "entered"), 2);
+  EXPECT_EQ(Pending().size(), 2u);
+}
+
+TEST_F(PipelineTest, ARunStopsAfterABoundedNumberOfBatches) {
+  const int customers = Processor::kBatchesPerRun + 2;
+  for (int i = 0; i < customers; ++i) Event("b-" + std::to_string(i), "form_submitted");
+  auto processor = OneCustomerPerBatch(store_);
+  EXPECT_EQ(*processor->RunOnce(), Processor::kBatchesPerRun);
+  EXPECT_EQ(*processor->RunOnce(), 2);
+  EXPECT_EQ(*processor->RunOnce(), 0);
+  EXPECT_EQ(Counter("lead", "entered"), customers);
 }
 
 }  // namespace

@@ -213,6 +213,13 @@ TYPED_TEST_P(StoreConformanceTest, StatesRoundTripWithVersions) {
   Status stale = store.Commit(next);  // computed from version 1 again
   ASSERT_FALSE(stale.ok());
   EXPECT_EQ(stale.error().code, "conflict");
+  EXPECT_EQ(stale.error().message, "state of c-1 in welcome is at version 2, not 1");
+  Batch fresh;  // computed as if the customer had never entered
+  fresh.states.push_back({"c-1", "alpha", SampleState("c-1", "again"), 0});
+  Status taken = store.Commit(fresh);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, "conflict");
+  EXPECT_EQ(ToJson((*store.GetState("c-1", "alpha"))->state), ToJson(SampleState("c-1", "alpha")));
   Batch blind;
   blind.states.push_back({"c-1", "welcome", SampleState("c-1", "three"), std::nullopt});
   this->CommitOk(blind);
