@@ -603,7 +603,6 @@ Result<int> Processor::RunOnce() {
     ++stats_.batches;
     stats_.customers += n;
     total += n;
-    if (options_.committed) options_.committed(n);
     return Status::Ok();
   };
 
@@ -628,8 +627,13 @@ Result<int> Processor::RunOnce() {
     for (std::string& c : (*prepared)->customers) in_flight.customers.insert(std::move(c));
     in_flight.due_rows = (*prepared)->due_rows;
     started = std::chrono::steady_clock::now();
-    commit = std::async(std::launch::async,
-                        [this, batch = &committing->batch()] { return store_.Commit(*batch); });
+    commit = std::async(std::launch::async, [this, batch = &committing->batch(),
+                                             n = static_cast<int>(in_flight.customers.size())] {
+      Status s = store_.Commit(*batch);
+      // At once, not when the next batch is ready: its messages are in the outbox now.
+      if (s.ok() && options_.committed) options_.committed(n);
+      return s;
+    });
   }
   if (Status s = settle(); !s.ok()) return s.error();
   return total;

@@ -55,8 +55,8 @@ struct ProcessorOptions {
   // of them (a store that is not shared). Otherwise only customers of the leased partitions are
   // read, and the commit is fenced with their lease epochs (Batch::fence).
   std::function<Ownership()> ownership;
-  // Called after each batch commits, with its number of customers (the daemon wakes the
-  // dispatcher: the batch's messages are in the outbox). Runs on the RunOnce thread.
+  // Called as soon as a batch has committed, with its number of customers (the daemon wakes
+  // the dispatcher: the batch's messages are in the outbox). Runs on the committing thread.
   std::function<void(int)> committed;
 };
 

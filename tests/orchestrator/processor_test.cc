@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -352,10 +353,13 @@ class SlowCommitStore final : public testing::ForwardingStore {
   Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
       const std::vector<std::string>& customers, Time sends_since,
       int events_per_customer) override {
+    int k;
     {
       std::lock_guard lock(mu_);
       for (const std::string& c : customers) ++loaded[c];
+      k = ++loads_;
     }
+    if (before_load) before_load(k);
     return Store::LoadCustomers(customers, sends_since, events_per_customer);
   }
 
@@ -363,12 +367,14 @@ class SlowCommitStore final : public testing::ForwardingStore {
   std::vector<bool> overlapped;  // per commit: the next read began while it was in flight
   std::map<std::string, int> loaded;
   int fail_commits = 0;
+  std::function<void(int)> before_load;  // called with k before the k-th batch's read
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   int inbox_reads_ = 0;
   int commits_ = 0;
+  int loads_ = 0;
 };
 
 class PipelineTest : public ProcessorTest {
@@ -387,12 +393,14 @@ class PipelineTest : public ProcessorTest {
     }
   }
 
-  std::unique_ptr<Processor> OneCustomerPerBatch(Store& store) {
+  std::unique_ptr<Processor> OneCustomerPerBatch(Store& store,
+                                                 std::function<void(int)> committed = nullptr) {
     ProcessorOptions options;
     options.batch = 1;
     options.public_url = "https://t.example";
     options.tracking_secret = "test-secret";
-    options.committed = [this](int n) { committed_.push_back(n); };
+    options.committed = committed ? std::move(committed)
+                                  : [this](int n) { committed_.push_back(n); };
     return std::make_unique<Processor>(store, clock_, *registry_, config_.directory, options);
   }
 
@@ -422,6 +430,29 @@ TEST_F(PipelineTest, TheNextBatchIsAdvancedWhileThePreviousOneCommits) {
   EXPECT_EQ((**store_.GetProfile("c-2"))["owner"], "rep_bob");
   EXPECT_EQ((**store_.GetProfile("c-3"))["owner"], "rep_anna");
   EXPECT_EQ(store_.GetRouting()->round_robin["sales"], 3);
+}
+
+TEST_F(PipelineTest, ACommitIsAnnouncedAsSoonAsItLandsNotWhenTheNextBatchIsReady) {
+  for (const char* c : {"c-1", "c-2", "c-3"}) Event(c, "form_submitted");
+  SlowCommitStore slow(store_);
+  std::mutex mu;
+  std::condition_variable cv;
+  int announced = 0;
+  std::vector<bool> on_time;  // per batch k > 1: batch k - 1 was announced before k's read
+  slow.before_load = [&](int k) {
+    if (k == 1) return;
+    std::unique_lock lock(mu);
+    on_time.push_back(
+        cv.wait_for(lock, std::chrono::seconds(5), [&] { return announced >= k - 1; }));
+  };
+  auto processor = OneCustomerPerBatch(slow, [&](int) {
+    std::lock_guard lock(mu);
+    ++announced;
+    cv.notify_all();
+  });
+  EXPECT_EQ(*processor->RunOnce(), 3);
+  EXPECT_EQ(on_time, (std::vector<bool>{true, true}));
+  EXPECT_EQ(announced, 3);
 }
 
 TEST_F(PipelineTest, AFailedCommitLeavesItsBatchAndTheOneAdvancedMeanwhileForTheNextRun) {
