@@ -303,6 +303,7 @@ int RunDaemon(const Config& config) {
   });
   // Each committed batch's messages are in the outbox: the dispatcher takes them at once.
   popts.committed = [&dispatcher](int) { dispatcher.Poke(); };
+  popts.stop = [&stopping] { return stopping.load(); };
   Processor processor(*store, clock, registry, config.directory, popts);
 
   EventIngest ingest(*store, [&] { work.Notify(); });
@@ -486,7 +487,8 @@ int RunDaemon(const Config& config) {
                                     {"public_url", config.server.public_url}});
   io.run();
 
-  // Graceful stop: no new requests, the batch in progress commits, sends in progress finish.
+  // Graceful stop: no new requests, the batch in flight commits and no other starts, sends in
+  // progress finish.
   api.Stop();
   work.Notify();
   processor_thread.join();

@@ -607,6 +607,7 @@ Result<int> Processor::RunOnce() {
   };
 
   for (int round = 0; round < kBatchesPerRun;) {
+    if (options_.stop && options_.stop()) break;
     std::optional<RoutingSnapshot> carried;
     if (committing) carried = committing->routing();
     auto prepared = Prepare(in_flight, std::move(carried));

@@ -58,6 +58,9 @@ struct ProcessorOptions {
   // Called as soon as a batch has committed, with its number of customers (the daemon wakes
   // the dispatcher: the batch's messages are in the outbox). Runs on the committing thread.
   std::function<void(int)> committed;
+  // Asked before each batch of a RunOnce: true ends it there, once the batch in flight has
+  // committed (the daemon's graceful stop).
+  std::function<bool()> stop;
 };
 
 // Running totals, for /metrics.

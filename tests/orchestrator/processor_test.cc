@@ -477,6 +477,19 @@ TEST_F(PipelineTest, AFailedCommitLeavesItsBatchAndTheOneAdvancedMeanwhileForThe
   EXPECT_EQ(Pending().size(), 2u);
 }
 
+TEST_F(PipelineTest, AStopEndsTheRunOnceTheBatchInFlightHasCommitted) {
+  for (const char* c : {"c-1", "c-2", "c-3"}) Event(c, "form_submitted");
+  ProcessorOptions options;
+  options.batch = 1;
+  options.tracking_secret = "test-secret";
+  int asked = 0;
+  options.stop = [&] { return ++asked > 2; };  // the third batch is not started
+  Processor processor(store_, clock_, *registry_, config_.directory, options);
+  EXPECT_EQ(*processor.RunOnce(), 2);
+  EXPECT_EQ(Counter("lead", "entered"), 2);
+  EXPECT_EQ(store_.PendingEvents("c-3", 10)->size(), 1u);
+}
+
 TEST_F(PipelineTest, ARunStopsAfterABoundedNumberOfBatches) {
   const int customers = Processor::kBatchesPerRun + 2;
   for (int i = 0; i < customers; ++i) Event("b-" + std::to_string(i), "form_submitted");
