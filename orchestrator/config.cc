@@ -191,6 +191,7 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
          r.Strings("api_tokens", config.server.api_tokens);
          r.String("tracking_secret", config.server.tracking_secret);
          r.Int("max_body_bytes", config.server.max_body_bytes);
+         r.Int("threads", config.server.threads);
          r.RejectUnknown();
          return r.error();
        }},
@@ -316,6 +317,9 @@ Result<Config> ParseConfig(const std::string& text, const std::string& source_na
   }
   if (config.server.max_body_bytes <= 0) {
     return Error{"config", source_name + ": [server] max_body_bytes must be positive"};
+  }
+  if (config.server.threads < 1 || config.server.threads > 1024) {
+    return Error{"config", source_name + ": [server] threads must be between 1 and 1024"};
   }
   std::map<std::string, std::string> rep_team;  // rep id -> the team that first named it
   for (const auto& [team, reps] : config.directory.teams) {

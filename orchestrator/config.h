@@ -23,6 +23,9 @@ struct Config {
     std::vector<std::string> api_tokens;  // empty: no authentication (loopback use)
     std::string tracking_secret;
     int64_t max_body_bytes = 1 << 20;
+    // Request threads: each keep-alive connection holds one while it is open, so this is also
+    // how many clients are served at once.
+    int64_t threads = 64;
   } server;
   struct Store {
     std::string url = "sqlite:var/itinera.db";

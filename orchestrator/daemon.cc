@@ -355,6 +355,7 @@ int RunDaemon(const Config& config) {
   aopts.api_tokens = config.server.api_tokens;
   aopts.tracking_secret = *secret;
   aopts.max_body_bytes = config.server.max_body_bytes;
+  aopts.threads = static_cast<int>(config.server.threads);
   if (aopts.api_tokens.empty() && aopts.host != "127.0.0.1" && aopts.host != "::1" &&
       aopts.host != "localhost") {
     LogWarn("the API listens beyond loopback without api_tokens: anyone who reaches it can use it",

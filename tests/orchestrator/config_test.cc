@@ -112,6 +112,20 @@ TEST(ConfigTest, ReadsTheDeliveryConnections) {
   EXPECT_EQ(text.error().message, "itinera.toml:2: [delivery] connections must be a whole number");
 }
 
+TEST(ConfigTest, ReadsTheServerThreads) {
+  auto defaults = ParseConfig("", "itinera.toml", ".");
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->server.threads, 64);
+  auto c = ParseConfig("[server]\nthreads = 200\n", "itinera.toml", ".");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->server.threads, 200);
+  for (const char* bad : {"0", "1025", "-3"}) {
+    auto r = ParseConfig(std::string("[server]\nthreads = ") + bad + "\n", "itinera.toml", ".");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().message, "itinera.toml: [server] threads must be between 1 and 1024");
+  }
+}
+
 TEST(ConfigTest, StoreUrlsAreLoggedWithoutPasswords) {
   EXPECT_EQ(RedactUrl("postgresql://itinera:s3cret@db:5432/itinera"),
             "postgresql://itinera:***@db:5432/itinera");
