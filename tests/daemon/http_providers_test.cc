@@ -215,6 +215,38 @@ TEST_F(HttpProvidersTest, TransientFailuresEndDeadAfterMaxAttempts) {
   EXPECT_EQ(slack_.requests().size(), 2u);
 }
 
+TEST_F(HttpProvidersTest, DeliveryConnectionsBoundTheSendsInFlight) {
+  connectors::testing::Reply slow;
+  slow.delay = std::chrono::milliseconds(1500);
+  for (int i = 0; i < 4; ++i) sms_.Script(slow);
+  ConfigText config = Config();
+  config.delivery = "connections = 2\n";
+  d_.WriteConfig(config);
+  d_.WriteJourney("sms_only", R"(journey sms_only "SMS only" {
+  enter when event "lead"
+  step text {
+    send sms "hello"
+    exit "done"
+  }
+}
+)");
+  ASSERT_TRUE(d_.Start());
+  json events = json::array();
+  for (int i = 0; i < 4; ++i) {
+    const std::string c = "c-" + std::to_string(i);
+    d_.PutCustomer(c, {{"phone", "+42077712345" + std::to_string(i)},
+                       {"consent", {{"sms", true}}},
+                       {"attributes", {{"first_name", "Jana"}}}});
+    events.push_back({{"customer_id", c}, {"type", "lead"}});
+  }
+  ASSERT_EQ(d_.Post("/v1/events", events.dump()).status, 202);  // one commit for all four
+  // Two sends at once: the lane's two connections, each held by a slow answer.
+  ASSERT_TRUE(WaitUntil([&] { return sms_.requests().size() >= 2; })) << d_.Log();
+  std::this_thread::sleep_for(700ms);
+  EXPECT_EQ(sms_.requests().size(), 2u);
+  ASSERT_TRUE(WaitUntil([&] { return sms_.requests().size() == 4; })) << d_.Log();
+}
+
 TEST_F(HttpProvidersTest, ConsentWithdrawnBeforeDispatchCancelsTheMessage) {
   connectors::testing::Reply slow;
   slow.delay = std::chrono::milliseconds(2500);  // holds the SMS lane for a while
