@@ -499,8 +499,8 @@ struct Processor::Prepared {
   std::unique_ptr<Work> work;
 };
 
-Result<std::optional<Processor::Prepared>> Processor::Prepare(const InFlight& in_flight,
-                                                              std::optional<RoutingSnapshot> carried) {
+Result<std::optional<Processor::Prepared>> Processor::Prepare(
+    const InFlight& in_flight, std::optional<RoutingSnapshot> carried) {
   const Ownership ownership = options_.ownership ? options_.ownership() : Ownership();
   if (!ownership.all && ownership.epochs.empty()) {
     return std::optional<Prepared>();  // no partition leased (yet)
@@ -548,8 +548,8 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(const InFlight& in
   }
   prepared.work = std::make_unique<Work>(*this, registry_.Snapshot(), now, std::move(routing));
   // One read for the whole batch: a few round trips instead of four per customer.
-  auto loaded = store_.LoadCustomers(prepared.customers, now - kSendHistory,
-                                     options_.events_per_customer);
+  auto loaded =
+      store_.LoadCustomers(prepared.customers, now - kSendHistory, options_.events_per_customer);
   if (!loaded.ok()) return loaded.error();
   for (const std::string& c : prepared.customers) {
     // A customer woken by a timer also gets the events that arrived meanwhile.

@@ -31,6 +31,15 @@ journey lead_flow "Lead follow-up" {
 }
 )";
 
+constexpr char kSmsOnlyJourney[] = R"(journey sms_only "SMS only" {
+  enter when event "lead"
+  step text {
+    send sms "hello"
+    exit "done"
+  }
+}
+)";
+
 class HttpProvidersTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -222,14 +231,7 @@ TEST_F(HttpProvidersTest, DeliveryConnectionsBoundTheSendsInFlight) {
   ConfigText config = Config();
   config.delivery = "connections = 2\n";
   d_.WriteConfig(config);
-  d_.WriteJourney("sms_only", R"(journey sms_only "SMS only" {
-  enter when event "lead"
-  step text {
-    send sms "hello"
-    exit "done"
-  }
-}
-)");
+  d_.WriteJourney("sms_only", kSmsOnlyJourney);
   ASSERT_TRUE(d_.Start());
   json events = json::array();
   for (int i = 0; i < 4; ++i) {
@@ -252,14 +254,7 @@ TEST_F(HttpProvidersTest, ConsentWithdrawnBeforeDispatchCancelsTheMessage) {
   slow.delay = std::chrono::milliseconds(2500);  // holds the SMS lane for a while
   sms_.Script(slow);
   d_.WriteConfig(Config());
-  d_.WriteJourney("sms_only", R"(journey sms_only "SMS only" {
-  enter when event "lead"
-  step text {
-    send sms "hello"
-    exit "done"
-  }
-}
-)");
+  d_.WriteJourney("sms_only", kSmsOnlyJourney);
   ASSERT_TRUE(d_.Start());
   Lead("c-a");
   ASSERT_TRUE(WaitUntil([&] { return sms_.requests().size() == 1; })) << d_.Log();

@@ -23,6 +23,17 @@ inline Time T(int64_t seconds) { return Time{Seconds{1795341600 + seconds}}; }  
 
 class DaemonFixture : public ::testing::Test {
  protected:
+  // A rep of team "sales" whose alerts go by email.
+  static Rep SalesRep(const std::string& id, const std::string& name, const std::string& email) {
+    Rep rep;
+    rep.id = id;
+    rep.name = name;
+    rep.email = email;
+    rep.alert_via = "email";
+    rep.team = "sales";
+    return rep;
+  }
+
   void SetUp() override {
     config_.base_dir = dir_.path().string();
     Write("templates/hello.email.mustache",
@@ -31,13 +42,7 @@ class DaemonFixture : public ::testing::Test {
     Write("templates/again.email.mustache", "---\nsubject: Again\n---\n<p>Again</p>\n");
     Write("templates/nudge.sms.mustache", "Hi {{customer.first_name}}!");
     Write("templates/hot.alert.mustache", "{{customer.first_name}} opened the offer");
-    Rep anna;
-    anna.id = "rep_anna";
-    anna.name = "Anna";
-    anna.email = "anna@dealer.example";
-    anna.alert_via = "email";
-    anna.team = "sales";
-    config_.directory.teams["sales"] = {anna};
+    config_.directory.teams["sales"] = {SalesRep("rep_anna", "Anna", "anna@dealer.example")};
     config_.directory.webhooks["crm"] = {"crm", "http://127.0.0.1:1/crm", "s3cret"};
   }
 

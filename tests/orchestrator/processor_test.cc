@@ -333,8 +333,8 @@ class SlowCommitStore final : public testing::ForwardingStore {
       // has begun (the commit's thread may start after it did).
       std::unique_lock lock(mu_);
       const int k = ++commits_;
-      overlapped.push_back(cv_.wait_for(lock, std::chrono::seconds(5),
-                                        [&] { return inbox_reads_ > k; }));
+      overlapped.push_back(
+          cv_.wait_for(lock, std::chrono::seconds(5), [&] { return inbox_reads_ > k; }));
     }
     if (fail_commits > 0) {
       --fail_commits;
@@ -381,13 +381,7 @@ class PipelineTest : public ProcessorTest {
  protected:
   void SetUp() override {
     ProcessorTest::SetUp();
-    Rep bob;
-    bob.id = "rep_bob";
-    bob.name = "Bob";
-    bob.email = "bob@dealer.example";
-    bob.alert_via = "email";
-    bob.team = "sales";
-    config_.directory.teams["sales"].push_back(bob);
+    config_.directory.teams["sales"].push_back(SalesRep("rep_bob", "Bob", "bob@dealer.example"));
     for (const char* c : {"c-2", "c-3"}) {
       Profile(c, {{"email", std::string(c) + "@example.com"}, {"consent", {{"email", true}}}});
     }
@@ -399,8 +393,8 @@ class PipelineTest : public ProcessorTest {
     options.batch = 1;
     options.public_url = "https://t.example";
     options.tracking_secret = "test-secret";
-    options.committed = committed ? std::move(committed)
-                                  : [this](int n) { committed_.push_back(n); };
+    options.committed =
+        committed ? std::move(committed) : [this](int n) { committed_.push_back(n); };
     return std::make_unique<Processor>(store, clock_, *registry_, config_.directory, options);
   }
 
