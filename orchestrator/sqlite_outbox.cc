@@ -134,18 +134,14 @@ Status SqliteStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
           rc = q.Bind(Secs(o.at)).Bind(o.error).Bind(o.id).Step();
           break;
         }
-        case OutboxOutcome::kDead: {
-          ITINERA_SQL(q,
-                      "UPDATE outbox SET status = 'dead', last_error = ? "
-                      "WHERE id = ? AND status = 'pending'");
-          rc = q.Bind(o.error).Bind(o.id).Step();
-          break;
-        }
+        case OutboxOutcome::kDead:
         case OutboxOutcome::kCancelled: {
           ITINERA_SQL(q,
-                      "UPDATE outbox SET status = 'cancelled', last_error = ? "
+                      "UPDATE outbox SET status = ?, last_error = ? "
                       "WHERE id = ? AND status = 'pending'");
-          rc = q.Bind(o.error).Bind(o.id).Step();
+          const MessageStatus status =
+              o.kind == OutboxOutcome::kDead ? MessageStatus::kDead : MessageStatus::kCancelled;
+          rc = q.Bind(MessageStatusName(status)).Bind(o.error).Bind(o.id).Step();
           break;
         }
         default:
