@@ -216,7 +216,7 @@ json MakeProfile(int i, const std::string& id) {
 
 void Apply(Customer& c, orch::Outcome outcome, int64_t& steps) {
   c.state = std::move(outcome.state);
-  c.context.profile = std::move(outcome.profile);
+  if (outcome.profile_changed) c.context.profile = std::move(outcome.profile);
   for (const auto& [team, n] : outcome.routing.round_robin)
     c.context.routing.round_robin[team] += n;
   for (const auto& [rep, n] : outcome.routing.load) c.context.routing.load[rep] += n;
@@ -238,18 +238,18 @@ void Transition(const dsl::Program& program, Customer& c, int64_t& steps) {
     c.state.instances.clear();
     c.context.recent_sends.clear();
     c.clicked = false;
-    Apply(c, orch::OnEvent(program, c.state, c.signup, c.signup_at, c.context), steps);
+    Apply(c, orch::OnEvent(program, std::move(c.state), c.signup, c.signup_at, c.context), steps);
     return;
   }
   if (c.clicks && !c.clicked && active != nullptr && active->wait == orch::WaitKind::kEvent) {
     const Time click_at = active->wait_started_at + std::chrono::hours{1};
     if (!wake || click_at < *wake) {
       c.clicked = true;
-      Apply(c, orch::OnEvent(program, c.state, c.click, click_at, c.context), steps);
+      Apply(c, orch::OnEvent(program, std::move(c.state), c.click, click_at, c.context), steps);
       return;
     }
   }
-  Apply(c, orch::OnTimer(program, c.state, *wake, c.context), steps);
+  Apply(c, orch::OnTimer(program, std::move(c.state), *wake, c.context), steps);
 }
 
 Population* BuildPopulation() {

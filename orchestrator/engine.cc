@@ -43,21 +43,22 @@ std::string Lower(std::string s) {
 // and the effects recorded so far.
 class Run {
  public:
-  Run(const dsl::Program& program, const JourneyState& state, Time now,
-      const CustomerContext& context)
+  Run(const dsl::Program& program, JourneyState state, Time now, const CustomerContext& context)
       : p_(program),
         now_(now),
         ctx_(context),
-        sends_(context.recent_sends),
-        routing_(context.routing) {
-    out_.state = state;
-    out_.profile = context.profile.is_object() ? context.profile : json::object();
+        profile_(context.profile.is_object() ? &context.profile : &EmptyObject()),
+        sends_(&context.recent_sends) {
+    out_.state = std::move(state);
     // One call rarely records more; growing the vector would move every Effect.
     out_.effects.reserve(16);
-    customer_ = StringField(out_.profile, "id");
+    customer_ = StringField(profile(), "id");
   }
 
-  Outcome Finish() { return std::move(out_); }
+  Outcome Finish() {
+    out_.state_changed = out_.state_changed || !out_.effects.empty();
+    return std::move(out_);
+  }
 
   void SetCustomerFromEvent(const json& event) {
     if (customer_.empty()) customer_ = StringField(event, "customer_id");
@@ -71,13 +72,37 @@ class Run {
   void Timer();
 
  private:
+  static const json& EmptyObject() {
+    static const json kEmpty = json::object();
+    return kEmpty;
+  }
+  // The profile as this call sees it: the caller's until the first write, then the copy.
+  const json& profile() const { return *profile_; }
+  // The profile to write to: copied from the caller's on the first write of the call.
+  json& MutableProfile() {
+    if (!out_.profile_changed) {
+      out_.profile = *profile_;
+      out_.profile_changed = true;
+      profile_ = &out_.profile;
+    }
+    return out_.profile;
+  }
+  // The sends to append to: copied from the caller's on the first send of the call.
+  std::vector<SendRecord>& MutableSends() {
+    if (sends_ != &own_sends_) {
+      own_sends_ = *sends_;
+      sends_ = &own_sends_;
+    }
+    return own_sends_;
+  }
+
   void DeliverDue();
   void CancelHeld(Instance& in);
   enum class Next { kContinue, kPause };
 
   Scope StepScope(const Instance& in) const {
     Scope s;
-    s.profile = &out_.profile;
+    s.profile = &profile();
     s.event = &in.last_event;
     s.entry = &in.entry_event;
     s.handles = &in.handles;
@@ -112,8 +137,9 @@ class Run {
   const dsl::Program& p_;
   Time now_;
   const CustomerContext& ctx_;
-  std::vector<SendRecord> sends_;
-  RoutingSnapshot routing_;
+  const json* profile_;                   // ctx_.profile, or out_.profile once written
+  const std::vector<SendRecord>* sends_;  // ctx_.recent_sends, or own_sends_ once appended
+  std::vector<SendRecord> own_sends_;
   Outcome out_;
   std::string customer_;
   int steps_run_ = 0;
@@ -123,7 +149,7 @@ bool Run::Matches(const dsl::EventMatcher& m, const json& event, const Instance*
   if (StringRef(event, "type") != m.type.text) return false;
   if (!m.where) return true;
   Scope s;
-  s.profile = &out_.profile;
+  s.profile = &profile();
   s.event = &event;
   if (in != nullptr) {
     s.entry = &in->entry_event;
@@ -204,7 +230,7 @@ void Run::EnterOnProfile(const json& previous) {
   for (const auto& enter : p_.enter) {
     if (!enter.customer_condition) continue;
     Scope now_scope;
-    now_scope.profile = &out_.profile;
+    now_scope.profile = &profile();
     if (!IsTrue(*enter.customer_condition, now_scope)) continue;
     if (previous.is_object()) {
       Scope before;
@@ -223,8 +249,8 @@ void Run::EnterOnProfile(const json& previous) {
 void Run::DeliverDue() {
   for (auto& in : out_.state.instances) {
     if (in.held.empty()) continue;
-    DeliverDueHeld(p_, in, out_.profile, *ctx_.directory, ctx_.public_url, now_,
-                   Base(Effect::Kind::kSent, in), sends_, out_.effects);
+    DeliverDueHeld(p_, in, profile(), *ctx_.directory, ctx_.public_url, now_,
+                   Base(Effect::Kind::kSent, in), MutableSends(), out_.effects);
   }
 }
 
@@ -240,6 +266,7 @@ void Run::Timer() {
     return;
   }
   WaitKind kind = in->wait;
+  out_.state_changed = true;
   in->status = InstanceStatus::kActive;
   in->wait = WaitKind::kNone;
   in->wake_at.reset();
@@ -297,6 +324,7 @@ void Run::Exit(Instance& in, const std::string& reason) {
 }
 
 void Run::Pause(Instance& in, WaitKind kind, Time wake_at) {
+  out_.state_changed = true;
   in.status = InstanceStatus::kWaiting;
   in.wait = kind;
   in.wake_at = wake_at;
@@ -335,7 +363,7 @@ void Run::Advance(Instance& in) {
                                  [&](const dsl::WaitUntilAction& a) {
                                    in.next_action = index + 1;
                                    Zone zone =
-                                       CustomerZone(p_.timezone, out_.profile, &in.entry_event);
+                                       CustomerZone(p_.timezone, profile(), &in.entry_event);
                                    Time wake = NextLocalTime(zone, a.at, a.weekdays, now_);
                                    if (wake <= now_) return Next::kContinue;
                                    Pause(in, WaitKind::kTimer, wake);
@@ -408,13 +436,12 @@ Run::Next Run::Send(Instance& in, const dsl::SendAction& a, int index) {
                              [&](const HeldMessage& m) { return m.channel == channel; });
   }
   std::string to;
-  if (const char* reason =
-          SendBlocked(p_, channel, out_.profile, sends_, true, pending, now_, &to)) {
+  if (const char* reason = SendBlocked(p_, channel, profile(), *sends_, true, pending, now_, &to)) {
     return skip(reason);
   }
   const std::string id = ActionMessageId(in, index);
   if (a.handle) in.handles[a.handle->text] = id;
-  if (auto until = QuietUntil(p_, out_.profile, in.entry_event, now_)) {
+  if (auto until = QuietUntil(p_, profile(), in.entry_event, now_)) {
     HeldMessage m;
     m.channel = channel;
     m.template_name = a.template_name.text;
@@ -434,14 +461,14 @@ Run::Next Run::Send(Instance& in, const dsl::SendAction& a, int index) {
     e.message_id = id;
     return Next::kContinue;  // delivered at `until`; the customer moves on now
   }
-  sends_.push_back({channel, now_});
+  MutableSends().push_back({channel, now_});
   Effect& e = Emit(Effect::Kind::kSent, in);
   e.channel = channel;
   e.template_name = a.template_name.text;
   e.to = std::move(to);
   e.handle = a.handle ? a.handle->text : "";
   e.message_id = id;
-  e.data = TemplateData(p_, in, out_.profile, *ctx_.directory, ctx_.public_url + "/u/" + id);
+  e.data = TemplateData(p_, in, profile(), *ctx_.directory, ctx_.public_url + "/u/" + id);
   return Next::kContinue;
 }
 
@@ -460,7 +487,7 @@ void Run::AlertRep(Instance& in, const Rep& rep, const std::string& template_nam
     e.to = rep.email;
   }
   e.message_id = HexId(StableHash({ActionMessageId(in, index), rep.id}));
-  e.data = TemplateData(p_, in, out_.profile, *ctx_.directory, "");
+  e.data = TemplateData(p_, in, profile(), *ctx_.directory, "");
   e.data["rep"] = {{"id", rep.id}, {"name", rep.name}, {"email", rep.email}, {"phone", rep.phone}};
 }
 
@@ -475,7 +502,7 @@ void Run::Alert(Instance& in, const dsl::AlertAction& a, int index) {
   if (in.holdout) return skip("holdout");
   switch (a.target) {
     case dsl::AlertAction::Target::kOwner: {
-      const Rep* rep = dir.FindRep(StringField(out_.profile, "owner"));
+      const Rep* rep = dir.FindRep(StringField(profile(), "owner"));
       if (rep == nullptr) return skip("no_owner");
       AlertRep(in, *rep, a.template_name.text, index);
       return;
@@ -501,10 +528,19 @@ void Run::Assign(Instance& in, const dsl::AssignAction& a) {
   const std::vector<Rep>& reps = it->second;
   const std::string& team = a.team.text;
   const Rep* chosen = nullptr;
+  // The caller's counters plus this call's own deltas: the snapshot is read, never copied.
+  auto counter = [](const std::map<std::string, int64_t>& snapshot,
+                    const std::map<std::string, int64_t>& delta, const std::string& key) {
+    auto a = snapshot.find(key);
+    auto b = delta.find(key);
+    return (a == snapshot.end() ? 0 : a->second) + (b == delta.end() ? 0 : b->second);
+  };
+  auto load = [&](const std::string& rep) {
+    return counter(ctx_.routing.load, out_.routing.load, rep);
+  };
   auto round_robin = [&] {
-    int64_t counter = routing_.round_robin[team];
-    chosen = &reps[static_cast<size_t>(counter % static_cast<int64_t>(reps.size()))];
-    ++routing_.round_robin[team];
+    int64_t n = counter(ctx_.routing.round_robin, out_.routing.round_robin, team);
+    chosen = &reps[static_cast<size_t>(n % static_cast<int64_t>(reps.size()))];
     ++out_.routing.round_robin[team];
   };
   switch (a.strategy) {
@@ -513,7 +549,7 @@ void Run::Assign(Instance& in, const dsl::AssignAction& a) {
       break;
     case dsl::AssignAction::Strategy::kLeastLoaded:
       for (const Rep& rep : reps) {
-        if (chosen == nullptr || routing_.load[rep.id] < routing_.load[chosen->id]) chosen = &rep;
+        if (chosen == nullptr || load(rep.id) < load(chosen->id)) chosen = &rep;
       }
       break;
     case dsl::AssignAction::Strategy::kTerritory: {
@@ -531,16 +567,11 @@ void Run::Assign(Instance& in, const dsl::AssignAction& a) {
       break;
     }
   }
-  std::string previous = StringField(out_.profile, "owner");
+  std::string previous = StringField(profile(), "owner");
   if (previous != chosen->id) {
-    if (!previous.empty()) {
-      --routing_.load[previous];
-      --out_.routing.load[previous];
-    }
-    ++routing_.load[chosen->id];
+    if (!previous.empty()) --out_.routing.load[previous];
     ++out_.routing.load[chosen->id];
-    out_.profile["owner"] = chosen->id;
-    out_.profile_changed = true;
+    MutableProfile()["owner"] = chosen->id;
   }
   Effect& e = Emit(Effect::Kind::kAssigned, in);
   e.rep = chosen->id;
@@ -549,8 +580,7 @@ void Run::Assign(Instance& in, const dsl::AssignAction& a) {
 
 void Run::Set(Instance& in, const dsl::SetAction& a) {
   json value = a.value ? Evaluate(*a.value, StepScope(in)) : json();
-  SetProfileValue(out_.profile, a.attribute, value);
-  out_.profile_changed = true;
+  SetProfileValue(MutableProfile(), a.attribute, value);
   std::string attribute;
   for (const auto& part : a.attribute) attribute += (attribute.empty() ? "" : ".") + part;
   Effect& e = Emit(Effect::Kind::kSet, in);
@@ -569,16 +599,16 @@ void Run::Webhook(Instance& in, const dsl::WebhookAction& a, int index) {
   Effect& e = Emit(Effect::Kind::kWebhook, in);
   e.name = a.name.text;
   e.message_id = ActionMessageId(in, index);
-  e.value = {{"customer", out_.profile},
+  e.value = {{"customer", profile()},
              {"journey", {{"id", p_.id}, {"title", p_.title}, {"version", in.version}}},
              {"event", in.last_event}};
 }
 
 }  // namespace
 
-Outcome OnEvent(const dsl::Program& program, const JourneyState& state, const json& event, Time now,
+Outcome OnEvent(const dsl::Program& program, JourneyState state, const json& event, Time now,
                 const CustomerContext& context) {
-  Run run(program, state, now, context);
+  Run run(program, std::move(state), now, context);
   run.SetCustomerFromEvent(event);
   run.Goals(event);
   if (!run.ExitRules(event)) run.WaitFor(event);
@@ -586,16 +616,16 @@ Outcome OnEvent(const dsl::Program& program, const JourneyState& state, const js
   return run.Finish();
 }
 
-Outcome OnTimer(const dsl::Program& program, const JourneyState& state, Time now,
+Outcome OnTimer(const dsl::Program& program, JourneyState state, Time now,
                 const CustomerContext& context) {
-  Run run(program, state, now, context);
+  Run run(program, std::move(state), now, context);
   run.Timer();
   return run.Finish();
 }
 
-Outcome OnProfileChange(const dsl::Program& program, const JourneyState& state,
-                        const json& previous, Time now, const CustomerContext& context) {
-  Run run(program, state, now, context);
+Outcome OnProfileChange(const dsl::Program& program, JourneyState state, const json& previous,
+                        Time now, const CustomerContext& context) {
+  Run run(program, std::move(state), now, context);
   run.EnterOnProfile(previous);
   return run.Finish();
 }

@@ -2,7 +2,7 @@
 //
 // Every function takes the state of one customer in one journey (every entry so far), one input
 // (an event, the clock reaching a wake-up time, or a profile change), the instant `now` and a
-// snapshot of the customer's context, and returns the new state, the updated profile, the
+// snapshot of the customer's context, and returns the new state, the profile when it wrote it, the
 // effects in order and the routing deltas. No clock, no I/O, no randomness: splits and holdouts
 // hash ids, message ids hash (journey, version, customer, entry, step, action). The caller
 // persists the outcome and performs the effects (render and send, alert, call webhooks). The
@@ -29,18 +29,21 @@ namespace itinera::orch {
 // At most this many steps run within one call; past it the instance exits with "loop_limit".
 inline constexpr int kMaxStepsPerCall = 1000;
 
+// The state is taken by value: a caller that moves its state in saves the engine a copy of
+// every entry's events and maps, and gets it back in Outcome::state.
+//
 // An event: {"customer_id", "type", "timestamp", "properties": {...}}.
-Outcome OnEvent(const dsl::Program& program, const JourneyState& state, const nlohmann::json& event,
+Outcome OnEvent(const dsl::Program& program, JourneyState state, const nlohmann::json& event,
                 Time now, const CustomerContext& context);
 
 // The clock reached JourneyState::NextWake(): delivers the held messages due by `now` (of every
 // entry), then resumes the in-flight instance when its wake_at has come.
-Outcome OnTimer(const dsl::Program& program, const JourneyState& state, Time now,
+Outcome OnTimer(const dsl::Program& program, JourneyState state, Time now,
                 const CustomerContext& context);
 
 // The profile was created (`previous` is null) or updated to context.profile: enters when an
 // `enter when customer` condition is true now and was not before.
-Outcome OnProfileChange(const dsl::Program& program, const JourneyState& state,
+Outcome OnProfileChange(const dsl::Program& program, JourneyState state,
                         const nlohmann::json& previous, Time now, const CustomerContext& context);
 
 // What became of a held message at delivery time.

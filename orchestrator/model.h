@@ -157,7 +157,12 @@ struct RoutingDelta {
 
 struct Outcome {
   JourneyState state;
-  nlohmann::json profile;  // the profile after the call (== the input when unchanged)
+  // Whether `state` may differ from the input: false means it is exactly the input. Set on
+  // every effect and on the waits that move without one (a timer resuming into another wait).
+  bool state_changed = false;
+  // The profile after the call when the call wrote it (`profile_changed`); null otherwise, so
+  // the caller's profile stands and was never copied.
+  nlohmann::json profile;
   bool profile_changed = false;
   std::vector<Effect> effects;
   RoutingDelta routing;

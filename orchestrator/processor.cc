@@ -54,7 +54,11 @@ class Processor::Work {
  public:
   Work(Processor& p, std::shared_ptr<const JourneyCatalog> catalog, Time now,
        RoutingSnapshot routing)
-      : p_(p), catalog_(std::move(catalog)), now_(now), routing_(std::move(routing)) {}
+      : p_(p), catalog_(std::move(catalog)), now_(now) {
+    ctx_.routing = std::move(routing);
+    ctx_.directory = &p_.directory_;
+    ctx_.public_url = p_.options_.public_url;
+  }
 
   // Advances one customer from what the store held (its due timers, then its pending events);
   // an error abandons the batch.
@@ -63,7 +67,7 @@ class Processor::Work {
 
   Batch& batch() { return batch_; }
   // The routing counters with this batch's assignments applied.
-  const RoutingSnapshot& routing() const { return routing_; }
+  const RoutingSnapshot& routing() const { return ctx_.routing; }
 
  private:
   struct Stored {
@@ -71,10 +75,10 @@ class Processor::Work {
     int64_t version = 0;  // 0: not in the store yet
   };
 
-  CustomerContext Context(const std::string& journey);
+  void SetHeldElsewhere(const std::string& journey);
   void Run(const std::string& journey, const dsl::Program& program,
-           const std::function<Outcome(const JourneyState&, const CustomerContext&)>& call);
-  void ProfileTriggers(json before);
+           const std::function<Outcome(JourneyState, const CustomerContext&)>& call);
+  void ProfileTriggers();
   void ResolveHandle(json& event);
   void Record(const Effect& e, const dsl::Program& program);
   json EventBrief(const json& body, Time at) const;
@@ -82,12 +86,17 @@ class Processor::Work {
   Processor& p_;
   std::shared_ptr<const JourneyCatalog> catalog_;
   const Time now_;
-  RoutingSnapshot routing_;
   Batch batch_;
 
-  // The customer being advanced.
+  // The customer being advanced. ctx_ is what the engine is handed on every call: its profile
+  // is the customer's current profile and its routing the batch's counters, kept in place so a
+  // call copies neither; its recent_sends are sends_ plus the other journeys' held messages.
   std::string customer_;
-  json profile_;
+  CustomerContext ctx_;
+  json& profile_ = ctx_.profile;
+  // The profile as it was before the current input, saved (moved, not copied) by the input's
+  // first write; unset while the input has written nothing.
+  std::optional<json> before_;
   std::vector<SendRecord> sends_;
   std::map<std::string, Stored> states_;
   std::set<std::string> touched_;
@@ -122,11 +131,11 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
       continue;
     }
     ++p_.stats_.timers;
-    json before = profile_;
-    Run(t.journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
-      return OnTimer(*program, state, now_, ctx);
+    before_.reset();
+    Run(t.journey, *program, [&](JourneyState state, const CustomerContext& ctx) {
+      return OnTimer(*program, std::move(state), now_, ctx);
     });
-    ProfileTriggers(std::move(before));
+    ProfileTriggers();
   }
 
   for (const StoredEvent& ev : events) {
@@ -134,7 +143,7 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
     ++p_.stats_.events;
     json body = ev.body;
     const std::string type = Text(body, "type");
-    json before = profile_;
+    before_.reset();
     if (type == kProfileChangedEvent) {
       // The API changed the profile; journeys with `enter when customer` react.
       if (!body.contains("before")) continue;  // not made by the daemon: nothing to compare
@@ -149,11 +158,11 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
       for (const std::string& journey : catalog_->Ids()) {
         const dsl::Program* program = catalog_->ForInput(journey, states_[journey].state);
         if (program == nullptr || !HasCustomerRule(*program)) continue;
-        Run(journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
-          return OnProfileChange(*program, state, previous, now_, ctx);
+        Run(journey, *program, [&](JourneyState state, const CustomerContext& ctx) {
+          return OnProfileChange(*program, std::move(state), previous, now_, ctx);
         });
       }
-      ProfileTriggers(std::move(before));
+      ProfileTriggers();
       continue;
     }
     if (!body.contains("properties") || !body["properties"].is_object()) {
@@ -166,11 +175,11 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
     for (const std::string& journey : catalog_->Ids()) {
       const dsl::Program* program = catalog_->ForInput(journey, states_[journey].state);
       if (program == nullptr) continue;
-      Run(journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
-        return OnEvent(*program, state, body, now_, ctx);
+      Run(journey, *program, [&](JourneyState state, const CustomerContext& ctx) {
+        return OnEvent(*program, std::move(state), body, now_, ctx);
       });
     }
-    ProfileTriggers(std::move(before));
+    ProfileTriggers();
   }
 
   if (profile_ != original || !known) {
@@ -193,44 +202,40 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
   return Status::Ok();
 }
 
-CustomerContext Processor::Work::Context(const std::string& journey) {
-  CustomerContext ctx;
-  ctx.profile = profile_;
-  ctx.recent_sends = sends_;
+void Processor::Work::SetHeldElsewhere(const std::string& journey) {
+  ctx_.recent_sends = sends_;
   for (const auto& [other, s] : states_) {
     if (other == journey) continue;
     for (const auto& in : s.state.instances)
-      for (const auto& m : in.held) ctx.recent_sends.push_back({m.channel, m.held_at, true});
+      for (const auto& m : in.held) ctx_.recent_sends.push_back({m.channel, m.held_at, true});
   }
-  ctx.directory = &p_.directory_;
-  ctx.routing = routing_;
-  ctx.public_url = p_.options_.public_url;
-  return ctx;
 }
 
 void Processor::Work::Run(
     const std::string& journey, const dsl::Program& program,
-    const std::function<Outcome(const JourneyState&, const CustomerContext&)>& call) {
+    const std::function<Outcome(JourneyState, const CustomerContext&)>& call) {
   Stored& s = states_[journey];
   if (const Instance* active = s.state.Active()) {
     at_step_[{journey, active->entry}] = program.step(active->step).id.text;
   }
-  Outcome out = call(s.state, Context(journey));
-  ++p_.stats_.transitions;
-  bool changed = !out.effects.empty() || out.profile_changed;
-  // Most journeys have nothing to do with most events: an empty state that stayed empty is
-  // settled without serialising anything (this runs for every journey on every event).
-  if (!changed && s.state.instances.empty() && out.state.instances.empty()) return;
-  if (!changed && ToJson(out.state) == ToJson(s.state)) return;
+  SetHeldElsewhere(journey);
+  Outcome out = call(std::move(s.state), ctx_);
   s.state = std::move(out.state);
+  ++p_.stats_.transitions;
+  // Most journeys have nothing to do with most events: a state the engine did not change is
+  // settled without serialising anything (this runs for every journey on every event).
+  if (!out.state_changed && !out.profile_changed) return;
   touched_.insert(journey);
-  profile_ = std::move(out.profile);
+  if (out.profile_changed) {
+    if (!before_) before_ = std::move(profile_);
+    profile_ = std::move(out.profile);
+  }
   for (const auto& [team, n] : out.routing.round_robin) {
-    routing_.round_robin[team] += n;
+    ctx_.routing.round_robin[team] += n;
     batch_.routing.round_robin[team] += n;
   }
   for (const auto& [rep, n] : out.routing.load) {
-    routing_.load[rep] += n;
+    ctx_.routing.load[rep] += n;
     batch_.routing.load[rep] += n;
   }
   for (const Effect& e : out.effects) {
@@ -243,18 +248,20 @@ void Processor::Work::Run(
   }
 }
 
-void Processor::Work::ProfileTriggers(json before) {
+void Processor::Work::ProfileTriggers() {
   for (int round = 0; round < kMaxProfileRounds; ++round) {
+    // The profile before this round's input; the round's own writes save the next round's.
+    if (!before_) return;
+    const json before = std::move(*before_);
+    before_.reset();
     if (profile_ == before) return;
-    json after = profile_;
     for (const std::string& journey : catalog_->Ids()) {
       const dsl::Program* program = catalog_->ForInput(journey, states_[journey].state);
       if (program == nullptr || !HasCustomerRule(*program)) continue;
-      Run(journey, *program, [&](const JourneyState& state, const CustomerContext& ctx) {
-        return OnProfileChange(*program, state, before, now_, ctx);
+      Run(journey, *program, [&](JourneyState state, const CustomerContext& ctx) {
+        return OnProfileChange(*program, std::move(state), before, now_, ctx);
       });
     }
-    before = std::move(after);
   }
 }
 

@@ -170,7 +170,7 @@ CustomerContext Simulator::Context(const std::string& customer, size_t program) 
 
 void Simulator::Apply(size_t program, const std::string& customer, Outcome outcome) {
   Customer& c = GetCustomer(customer);
-  c.profile = std::move(outcome.profile);
+  if (outcome.profile_changed) c.profile = std::move(outcome.profile);
   for (const auto& [team, n] : outcome.routing.round_robin) routing_.round_robin[team] += n;
   for (const auto& [rep, n] : outcome.routing.load) routing_.load[rep] += n;
   for (const Effect& e : outcome.effects) {
@@ -209,7 +209,8 @@ void Simulator::ProfileTriggers(const std::string& customer, json before) {
       if (!has_rule) continue;
       CustomerContext ctx = Context(customer, i);
       Apply(i, customer,
-            OnProfileChange(*programs_[i], states_[{i, customer}], before, clock_.Now(), ctx));
+            OnProfileChange(*programs_[i], std::move(states_[{i, customer}]), before, clock_.Now(),
+                            ctx));
     }
     before = std::move(after);
   }
@@ -249,7 +250,8 @@ void Simulator::ProcessEvent(const Event& event) {
   json before = GetCustomer(customer).profile;
   for (size_t i = 0; i < programs_.size(); ++i) {
     CustomerContext ctx = Context(customer, i);
-    Apply(i, customer, OnEvent(*programs_[i], states_[{i, customer}], body, clock_.Now(), ctx));
+    Apply(i, customer,
+          OnEvent(*programs_[i], std::move(states_[{i, customer}]), body, clock_.Now(), ctx));
   }
   ProfileTriggers(customer, std::move(before));
 }
@@ -261,7 +263,8 @@ void Simulator::ProcessTimer(TimerEntry timer) {
   timer_of_.erase({program, customer});
   json before = GetCustomer(customer).profile;
   CustomerContext ctx = Context(customer, program);
-  Apply(program, customer, OnTimer(*programs_[program], states_[{program, customer}], wake, ctx));
+  Apply(program, customer,
+        OnTimer(*programs_[program], std::move(states_[{program, customer}]), wake, ctx));
   ProfileTriggers(customer, std::move(before));
 }
 
@@ -393,7 +396,8 @@ Simulation Simulator::Run() {
     for (const std::string& id : std::vector<std::string>(customer_order_)) {
       for (size_t i = 0; i < programs_.size(); ++i) {
         CustomerContext ctx = Context(id, i);
-        Apply(i, id, OnProfileChange(*programs_[i], states_[{i, id}], json(), start, ctx));
+        Apply(i, id,
+              OnProfileChange(*programs_[i], std::move(states_[{i, id}]), json(), start, ctx));
       }
     }
   }

@@ -206,6 +206,30 @@ TEST(EngineWaitTest, WaitDurationPausesMidStep) {
   EXPECT_EQ(Trace(h.Timer(kT0 + std::chrono::days{2})), (V{"sent:email", "exited:completed"}));
 }
 
+// A timer that ends one wait and starts the next records no effect, yet the state moved: the
+// outcome says so (the harness checks state_changed on every call), or a caller that skips
+// unchanged states would keep the first wait and run the second one late.
+TEST(EngineWaitTest, AWaitEndingInAnotherWaitChangesTheStateWithoutEffects) {
+  Harness h(Journey(R"(wait 1d  wait 2d  send email "late")"), Profile("c"));
+  h.Event("signup", kT0);
+  Outcome o = OnTimer(h.program, h.state, kT0 + std::chrono::days{1}, h.Context());
+  EXPECT_TRUE(o.effects.empty());
+  EXPECT_TRUE(o.state_changed);
+  EXPECT_TRUE(h.Apply(std::move(o)).empty());
+  EXPECT_EQ(h.state.NextWake(), kT0 + std::chrono::days{3});
+  EXPECT_EQ(Trace(h.Timer(kT0 + std::chrono::days{3})), (V{"sent:email", "exited:completed"}));
+}
+
+TEST(EngineWaitTest, AnEventThatMovesNothingLeavesTheStateUnchanged) {
+  Harness h(Journey(R"(wait 1d  send email "late")"), Profile("c"));
+  h.Event("signup", kT0);
+  Outcome o =
+      OnEvent(h.program, h.state, testing::MakeEvent("c", "page_viewed", kT0), kT0, h.Context());
+  EXPECT_FALSE(o.state_changed);
+  EXPECT_FALSE(o.profile_changed);
+  EXPECT_TRUE(o.profile.is_null());
+}
+
 TEST(EngineWaitTest, WaitUntilWeekdayMorningInCustomerZone) {
   Harness h(Journey(R"(wait until 10:00 on mon, tue, wed, thu, fri  send sms "nudge")",
                     R"(timezone customer.timezone or "UTC")"),

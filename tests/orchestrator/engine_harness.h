@@ -128,9 +128,18 @@ class Harness {
     return c;
   }
 
+  // Every call of every engine test also checks the outcome's change flags: a state reported
+  // unchanged is exactly the input (the processor then skips persisting it), and a profile not
+  // written is not returned.
   std::vector<Effect> Apply(Outcome o) {
+    if (!o.state_changed) {
+      EXPECT_EQ(ToJson(o.state), ToJson(state)) << "state_changed is false, yet the state moved";
+    }
+    if (!o.profile_changed) {
+      EXPECT_TRUE(o.profile.is_null());
+    }
     state = std::move(o.state);
-    profile = std::move(o.profile);
+    if (o.profile_changed) profile = std::move(o.profile);
     for (const auto& [team, n] : o.routing.round_robin) routing.round_robin[team] += n;
     for (const auto& [rep, n] : o.routing.load) routing.load[rep] += n;
     for (const auto& e : o.effects) {

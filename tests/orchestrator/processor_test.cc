@@ -115,6 +115,35 @@ TEST_F(ProcessorTest, DueTimersWakeFromTheIndexAndNothingRunsEarly) {
   EXPECT_TRUE(store_.DueCustomers(T(100000), 10, PartitionSet())->empty());
 }
 
+// The timer that ends the first wait starts the second without any effect; the new wake-up
+// must still be stored, or the second wait would restart from the stored first one.
+TEST_F(ProcessorTest, AWaitThatEndsInAnotherWaitIsStored) {
+  Journey("drip", 1, R"(  enter when event "signed_up"
+  step pause {
+    wait 1h
+    wait 2h
+    send email "hello"
+    then done
+  }
+  step done {
+    exit
+  }
+)");
+  StartRegistry();
+  Event("c-1", "signed_up");
+  Drain();
+  clock_.Set(T(3600));
+  EXPECT_EQ(Drain(), 1);
+  auto state = store_.GetState("c-1", "drip");
+  ASSERT_TRUE(state.ok() && state->has_value());
+  EXPECT_EQ((*state)->state.NextWake(), T(3 * 3600));
+  clock_.Set(T(3 * 3600 - 1));
+  EXPECT_EQ(Drain(), 0);
+  clock_.Set(T(3 * 3600));
+  EXPECT_EQ(Drain(), 1);
+  EXPECT_EQ(Counter("drip", "sent.email"), 1);
+}
+
 TEST_F(ProcessorTest, AnOpenNamingTheHandleResolvesToTheMessage) {
   Event("c-1", "form_submitted");
   Drain();
