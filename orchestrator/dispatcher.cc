@@ -209,7 +209,7 @@ void Dispatcher::ReadCustomers(Pass& pass, Time now) {
     }
   }
   if (customers.empty()) return;
-  auto read = store_.LoadCustomers(customers, now - kSendHistory, /*events_per_customer=*/0);
+  auto read = store_.LoadCustomers(customers, {.sends_since = now - kSendHistory});
   if (read.ok()) {
     pass.customers = std::move(*read);
   } else {

@@ -1,6 +1,6 @@
-// PgStore::LoadCustomers: the processor's read of a whole batch of customers in four
-// statements (profiles, sends, states, pending events), each over an array of ids, instead of
-// four round trips per customer.
+// PgStore::LoadCustomers: the read of a whole batch of customers in up to four statements
+// (profiles, sends, states, pending events), each over an array of ids, instead of up to four
+// round trips per customer.
 #include <map>
 #include <string>
 #include <vector>
@@ -41,7 +41,7 @@ constexpr Statement kLoadPending{
 }  // namespace
 
 Result<std::map<std::string, CustomerSnapshot>> PgStore::LoadCustomers(
-    const std::vector<std::string>& customers, Time sends_since, int events_per_customer) {
+    const std::vector<std::string>& customers, const CustomerReads& reads) {
   using Snapshots = std::map<std::string, CustomerSnapshot>;
   if (customers.empty()) return Snapshots();
   ArrayLiteral ids;
@@ -54,19 +54,21 @@ Result<std::map<std::string, CustomerSnapshot>> PgStore::LoadCustomers(
       if (!body.ok()) return body.error();
       out[Text(row[0])].profile = std::move(*body);
     }
-    for (const auto& row : tx.Exec(kLoadSends, list, Secs(sends_since))) {
+    for (const auto& row : tx.Exec(kLoadSends, list, Secs(reads.sends_since))) {
       out[Text(row[0])].sends.push_back({Text(row[1]), FromSecs(Int(row[2])), row[3].as<bool>()});
     }
-    for (const auto& row : tx.Exec(kLoadStates, list)) {
-      auto body = ParseJson(row[3].c_str());
-      if (!body.ok()) return body.error();
-      auto state = JourneyStateFromJson(*body);
-      if (!state.ok()) return Error{"corrupt", "stored state: " + state.error().message};
-      const std::string customer = Text(row[0]);
-      out[customer].states.push_back({customer, Text(row[1]), std::move(*state), Int(row[2])});
+    if (reads.states) {
+      for (const auto& row : tx.Exec(kLoadStates, list)) {
+        auto body = ParseJson(row[3].c_str());
+        if (!body.ok()) return body.error();
+        auto state = JourneyStateFromJson(*body);
+        if (!state.ok()) return Error{"corrupt", "stored state: " + state.error().message};
+        const std::string customer = Text(row[0]);
+        out[customer].states.push_back({customer, Text(row[1]), std::move(*state), Int(row[2])});
+      }
     }
-    if (events_per_customer <= 0) return Status::Ok();  // the dispatcher's read: no events
-    for (const auto& row : tx.Exec(kLoadPending, list, int64_t{events_per_customer})) {
+    if (reads.events_per_customer <= 0) return Status::Ok();
+    for (const auto& row : tx.Exec(kLoadPending, list, int64_t{reads.events_per_customer})) {
       auto body = ParseJson(row[4].c_str());
       if (!body.ok()) return body.error();
       const std::string customer = Text(row[0]);

@@ -75,8 +75,8 @@ class PgStore final : public Store {
   Result<std::vector<JourneyVersion>> ListJourneyVersions() override;
 
   Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
-      const std::vector<std::string>& customers, Time sends_since,
-      int events_per_customer) override;  // pg_load.cc
+      const std::vector<std::string>& customers,
+      const CustomerReads& reads) override;  // pg_load.cc
 
   Status Commit(const Batch& batch) override;
 

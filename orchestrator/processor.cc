@@ -555,8 +555,10 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
   }
   prepared.work = std::make_unique<Work>(*this, registry_.Snapshot(), now, std::move(routing));
   // One read for the whole batch: a few round trips instead of four per customer.
-  auto loaded =
-      store_.LoadCustomers(prepared.customers, now - kSendHistory, options_.events_per_customer);
+  auto loaded = store_.LoadCustomers(prepared.customers,
+                                     {.sends_since = now - kSendHistory,
+                                      .states = true,
+                                      .events_per_customer = options_.events_per_customer});
   if (!loaded.ok()) return loaded.error();
   for (const std::string& c : prepared.customers) {
     // A customer woken by a timer also gets the events that arrived meanwhile.

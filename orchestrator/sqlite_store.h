@@ -63,6 +63,9 @@ class SqliteStore final : public Store {
   Result<std::vector<SendRecord>> RecentSends(const std::string& customer, Time since) override;
   Result<RoutingSnapshot> GetRouting() override;
 
+  Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
+      const std::vector<std::string>& customers, const CustomerReads& reads) override;
+
   Result<std::optional<OutboxMessage>> GetMessage(const std::string& id) override;
   Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
                                               const std::string& channel) override;
@@ -95,6 +98,11 @@ class SqliteStore final : public Store {
   Result<sqlite3_stmt*> PrepareRead(const char* sql);
   Error StorageError(const std::string& what);
   Error ReadError(const std::string& what);  // an error of the reading connection
+  // The single-customer reads, LockRead held (on their own, or in LoadCustomers' transaction).
+  Result<std::optional<nlohmann::json>> ReadProfile(const std::string& customer);
+  Result<std::vector<SendRecord>> ReadSends(const std::string& customer, Time since);
+  Result<std::vector<StoredState>> ReadStates(const std::string& customer);
+  Result<std::vector<StoredEvent>> ReadPending(const std::string& customer, int limit);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it or the commit fails.
   Status Transaction(const std::function<Status()>& body);
   // Merges `patch` into the customer's profile (created when absent); inside a transaction.

@@ -36,21 +36,23 @@ bool Batch::empty() const {
 }
 
 Result<std::map<std::string, CustomerSnapshot>> Store::LoadCustomers(
-    const std::vector<std::string>& customers, Time sends_since, int events_per_customer) {
+    const std::vector<std::string>& customers, const CustomerReads& reads) {
   std::map<std::string, CustomerSnapshot> out;
   for (const std::string& c : customers) {
     CustomerSnapshot& snap = out[c];
     auto profile = GetProfile(c);
     if (!profile.ok()) return profile.error();
     snap.profile = std::move(*profile);
-    auto sends = RecentSends(c, sends_since);
+    auto sends = RecentSends(c, reads.sends_since);
     if (!sends.ok()) return sends.error();
     snap.sends = std::move(*sends);
-    auto states = ListStates(c);
-    if (!states.ok()) return states.error();
-    snap.states = std::move(*states);
-    if (events_per_customer <= 0) continue;
-    auto pending = PendingEvents(c, events_per_customer);
+    if (reads.states) {
+      auto states = ListStates(c);
+      if (!states.ok()) return states.error();
+      snap.states = std::move(*states);
+    }
+    if (reads.events_per_customer <= 0) continue;
+    auto pending = PendingEvents(c, reads.events_per_customer);
     if (!pending.ok()) return pending.error();
     snap.pending = std::move(*pending);
   }

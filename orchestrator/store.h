@@ -181,11 +181,20 @@ struct Batch {
   bool empty() const;
 };
 
-// What the processor reads about one customer before advancing it (Store::LoadCustomers).
+// What Store::LoadCustomers reads about each customer: always the profile and the sends since
+// `sends_since`; the journey states and pending events only when asked (the processor needs
+// them to advance a customer, the dispatcher's pre-send check needs neither).
+struct CustomerReads {
+  Time sends_since;
+  bool states = false;
+  int events_per_customer = 0;  // up to this many pending events each; none when 0
+};
+
+// What the processor and the dispatcher read about one customer (Store::LoadCustomers).
 struct CustomerSnapshot {
   std::optional<nlohmann::json> profile;  // nullopt: no profile yet
-  std::vector<SendRecord> sends;          // as RecentSends(customer, since)
-  std::vector<StoredState> states;        // as ListStates
+  std::vector<SendRecord> sends;          // as RecentSends(customer, sends_since)
+  std::vector<StoredState> states;        // as ListStates, when asked for
   std::vector<StoredEvent> pending;       // as PendingEvents(customer, events_per_customer)
 };
 
@@ -284,14 +293,12 @@ class Store {
   // Every recorded version, by journey id then version.
   virtual Result<std::vector<JourneyVersion>> ListJourneyVersions() = 0;
 
-  // ---- the processor's read ----
-  // For each customer (every id gets an entry, empty when the store knows nothing of it): the
-  // profile, the sends since `sends_since`, the journey states and up to `events_per_customer`
-  // pending events (none read when it is 0: the dispatcher's pre-send check needs only the
-  // profiles and sends). The same answers as the single-customer calls, in a few round trips for
-  // a whole batch; the default implementation makes those calls one by one.
+  // ---- the processor's and the dispatcher's read ----
+  // For each customer (every id gets an entry, empty when the store knows nothing of it): what
+  // `reads` asks for. The same answers as the single-customer calls, read from one snapshot in a
+  // few round trips for a whole batch; the default implementation makes those calls one by one.
   virtual Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
-      const std::vector<std::string>& customers, Time sends_since, int events_per_customer);
+      const std::vector<std::string>& customers, const CustomerReads& reads);
 
   // ---- the transaction ----
   // Applies the whole batch in one transaction, or nothing of it.

@@ -438,10 +438,11 @@ class CountingStore final : public testing::ForwardingStore {
     return ForwardingStore::MarkCancelled(id, r);
   }
   Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
-      const std::vector<std::string>& customers, Time since, int events) override {
+      const std::vector<std::string>& customers, const CustomerReads& reads) override {
     ++loads;
-    loaded_events = events;
-    return inner_.LoadCustomers(customers, since, events);
+    loaded_states = reads.states;
+    loaded_events = reads.events_per_customer;
+    return inner_.LoadCustomers(customers, reads);
   }
   Result<std::optional<nlohmann::json>> GetProfile(const std::string& c) override {
     ++single_reads;
@@ -454,6 +455,7 @@ class CountingStore final : public testing::ForwardingStore {
 
   std::atomic<int> record_calls{0}, marks{0}, loads{0}, single_reads{0};
   std::map<OutboxOutcome::Kind, int> recorded;  // written under the dispatcher's pass
+  bool loaded_states = true;
   int loaded_events = -1;
 };
 
@@ -488,6 +490,7 @@ TEST_F(DispatcherTest, APassReadsItsCustomersOnce) {
   auto d = DispatcherOn(counting, {});
   ASSERT_TRUE(d->RunLane("email").ok());
   EXPECT_EQ(counting.loads.load(), 1);
+  EXPECT_FALSE(counting.loaded_states);  // the pre-send check needs no journey states
   EXPECT_EQ(counting.loaded_events, 0);
   EXPECT_EQ(counting.single_reads.load(), 0);
   EXPECT_EQ(fake_email_.sent().size(), 4u);
@@ -502,8 +505,8 @@ TEST_F(DispatcherTest, AnErasedCustomersClaimedMessageIsCancelled) {
    public:
     using ForwardingStore::ForwardingStore;
     Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
-        const std::vector<std::string>& customers, Time since, int events) override {
-      auto loaded = inner_.LoadCustomers(customers, since, events);
+        const std::vector<std::string>& customers, const CustomerReads& reads) override {
+      auto loaded = inner_.LoadCustomers(customers, reads);
       if (loaded.ok()) (*loaded)["c-1"].profile.reset();
       return loaded;
     }

@@ -380,8 +380,7 @@ class SlowCommitStore final : public testing::ForwardingStore {
     return ForwardingStore::InboxCustomers(limit, only);
   }
   Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
-      const std::vector<std::string>& customers, Time sends_since,
-      int events_per_customer) override {
+      const std::vector<std::string>& customers, const CustomerReads& reads) override {
     int k;
     {
       std::lock_guard lock(mu_);
@@ -389,7 +388,7 @@ class SlowCommitStore final : public testing::ForwardingStore {
       k = ++loads_;
     }
     if (before_load) before_load(k);
-    return Store::LoadCustomers(customers, sends_since, events_per_customer);
+    return Store::LoadCustomers(customers, reads);
   }
 
   // Written by the commit thread, read after RunOnce returns.

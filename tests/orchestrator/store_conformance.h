@@ -716,7 +716,8 @@ TYPED_TEST_P(StoreConformanceTest, LoadCustomersMatchesTheSingleCustomerReads) {
   this->CommitOk(done);
 
   const std::vector<std::string> ids = {"c-1", "c-2", "c-3"};
-  auto loaded = store.LoadCustomers(ids, At(-50), 1);
+  auto loaded =
+      store.LoadCustomers(ids, {.sends_since = At(-50), .states = true, .events_per_customer = 1});
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   ASSERT_EQ(loaded->size(), 3u);
   for (const std::string& c : ids) {
@@ -756,7 +757,7 @@ TYPED_TEST_P(StoreConformanceTest, LoadCustomersMatchesTheSingleCustomerReads) {
   EXPECT_EQ(loaded->at("c-1").sends.size(), 1u);
   EXPECT_FALSE(loaded->at("c-3").profile.has_value());
   EXPECT_TRUE(loaded->at("c-3").states.empty());
-  EXPECT_TRUE(store.LoadCustomers({}, At(0), 10)->empty());
+  EXPECT_TRUE(store.LoadCustomers({}, {.sends_since = At(0), .events_per_customer = 10})->empty());
 }
 
 // A late outcome from a lane that lost its claim never brings a decided message back.
@@ -872,7 +873,7 @@ TYPED_TEST_P(StoreConformanceTest, RecordOutcomesOfOneIdApplyInOrder) {
   EXPECT_EQ(m3.last_error, "");
 }
 
-// The dispatcher's read: LoadCustomers with no events reads profiles and sends only.
+// The dispatcher's read: without states or events, LoadCustomers reads profiles and sends only.
 TYPED_TEST_P(StoreConformanceTest, LoadCustomersWithoutEvents) {
   Store& store = *this->store_;
   ASSERT_TRUE(store.UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
@@ -881,13 +882,14 @@ TYPED_TEST_P(StoreConformanceTest, LoadCustomersWithoutEvents) {
   b.states.push_back({"c-1", "welcome", SampleState("c-1", "w"), 0});
   b.sends = {{"c-1", {"email", At(-100)}}, {"c-1", {"email", At(0)}}, {"c-1", {"email", At(0)}}};
   this->CommitOk(b);
-  auto loaded = store.LoadCustomers({"c-1", "c-2"}, At(-50), 0);
+  auto loaded = store.LoadCustomers({"c-1", "c-2"}, {.sends_since = At(-50)});
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   ASSERT_EQ(loaded->size(), 2u);
   const CustomerSnapshot& c1 = loaded->at("c-1");
   ASSERT_TRUE(c1.profile.has_value());
   EXPECT_EQ((*c1.profile)["email"], "ann@example.com");
   EXPECT_EQ(c1.sends.size(), 2u);  // both sends at the same instant count
+  EXPECT_TRUE(c1.states.empty());
   EXPECT_TRUE(c1.pending.empty());
   EXPECT_FALSE(loaded->at("c-2").profile.has_value());
   EXPECT_TRUE(loaded->at("c-2").pending.empty());

@@ -128,6 +128,35 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAWriter) {
   EXPECT_EQ(*after, std::vector<std::string>{"c-1"});  // and the next read sees the commit
 }
 
+// LoadCustomers reads a batch in one read transaction; a read that fails part-way still ends it,
+// so the next batch starts a fresh one and sees what was committed since.
+TEST_F(SqliteStoreTest, AFailedBatchReadEndsItsTransaction) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  Batch b;
+  b.states.push_back({"c-1", "welcome", SampleState("c-1", "w"), 0});
+  ASSERT_TRUE(store->Commit(b).ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "var" / "itinera.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "UPDATE states SET body = '{' WHERE customer = 'c-1'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  const CustomerReads reads{.sends_since = At(0), .states = true};
+  auto broken = store->LoadCustomers({"c-1"}, reads);
+  ASSERT_FALSE(broken.ok());
+
+  ASSERT_TRUE(store->UpsertProfile("c-2", {{"email", "bob@example.com"}}).ok());
+  ASSERT_EQ(
+      sqlite3_exec(other, "DELETE FROM states WHERE customer = 'c-1'", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(other);
+  auto loaded = store->LoadCustomers({"c-1", "c-2"}, reads);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_TRUE(loaded->at("c-1").states.empty());
+  ASSERT_TRUE(loaded->at("c-2").profile.has_value());
+  EXPECT_EQ((*loaded->at("c-2").profile)["email"], "bob@example.com");
+}
+
 TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
   {
     auto store = Open();
