@@ -37,15 +37,16 @@ struct Trace {
   std::string first_error;  // the first 4xx/5xx reply: the one that explains a failure
 };
 
-int OnDebug(CURL*, curl_infotype type, char* data, size_t size, void* userdata) {
-  if (type != CURLINFO_HEADER_IN) return 0;
-  std::string line(data, size);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  if (line.empty()) return 0;
+// libcurl hands every SMTP reply line to the header callback, one line per call.
+size_t OnReply(char* data, size_t size, size_t nitems, void* userdata) {
+  const size_t n = size * nitems;
+  std::string_view line(data, n);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (line.empty()) return n;
   auto* trace = static_cast<Trace*>(userdata);
   if (trace->first_error.empty() && (line[0] == '4' || line[0] == '5')) trace->first_error = line;
-  trace->last_reply = std::move(line);
-  return 0;
+  trace->last_reply = line;
+  return n;
 }
 
 std::string Lower(std::string_view s) {
@@ -135,9 +136,8 @@ Delivery SmtpConnector::Send(const Message& message) {
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(config_.connect_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.total_timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_VERBOSE, 1L);  // feeds OnDebug; nothing is printed
-  curl_easy_setopt(curl, CURLOPT_DEBUGFUNCTION, &OnDebug);
-  curl_easy_setopt(curl, CURLOPT_DEBUGDATA, &trace);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &OnReply);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &trace);
   if (config_.starttls) curl_easy_setopt(curl, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
   if (!config_.username.empty()) {
     curl_easy_setopt(curl, CURLOPT_USERNAME, config_.username.c_str());
@@ -153,7 +153,7 @@ Delivery SmtpConnector::Send(const Message& message) {
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
   curl_slist_free_all(rcpt);
-  curl_easy_setopt(curl, CURLOPT_DEBUGDATA, nullptr);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, nullptr);
   curl_easy_setopt(curl, CURLOPT_READDATA, nullptr);
 
   if (rc == CURLE_OK) {
