@@ -76,8 +76,9 @@ waiting for a test drive.</p>
 constexpr const char* kTextTemplate =
     "bench {{customer.id}}: {{customer.first_name}}, your winter tyre slot is ready.";
 
-// The ~5 KB campaign email: a personalised HTML body with three tracked links. With the
-// generated text part, the headers and the open pixel the message is about 5 KB on the wire.
+// The 5 KB campaign email: a personalised HTML body with three tracked links. With the
+// generated text part, the headers and the open pixel the message is a little over 5,120 bytes
+// on the wire, the size smtp-source sends in the reference.
 std::string OfferTemplate() {
   std::string t =
       "---\nsubject: {{customer.first_name}}, your winter offer is here\n---\n"
@@ -89,11 +90,13 @@ std::string OfferTemplate() {
       "tread, and tells you what needs doing before the first frost. Book a slot that suits you "
       "online or at the front desk; the check takes about forty minutes and you can wait in the "
       "lounge with a coffee.</p>\n";
-  for (int i = 0; i < 4; ++i) t += paragraph;
+  for (int i = 0; i < 5; ++i) t += paragraph;
   t += "<p><a href=\"https://dealer.example/service/book?c={{customer.id}}\">Book your check</a> "
        "&middot; <a href=\"https://dealer.example/tyres\">Winter tyres</a> &middot; "
        "<a href=\"https://dealer.example/contact\">Contact us</a></p>\n"
-       "<p>Kind regards,<br>the Vltava Motors service team</p>\n</body></html>\n";
+       "<p>Kind regards,<br>the Vltava Motors service team</p>\n"
+       "<p>P.S. Bring your service book along: we stamp it at the front desk, and a full "
+       "history keeps the warranty and the resale value of your car.</p>\n</body></html>\n";
   return t;
 }
 
