@@ -203,16 +203,53 @@ std::string CanonicalLineEnds(std::string_view text) {
   return out;
 }
 
-// A body part's headers and encoded content.
-std::string Part(std::string_view subtype, std::string_view body) {
+// Appends `text` quoted-printable (RFC 2045 6.7): every line break as CRLF, lines of at most 76
+// characters with soft breaks, and whitespace at the end of a line encoded so no relay strips it.
+void AppendQuotedPrintable(std::string& out, std::string_view text) {
+  size_t pos = 0;
+  for (bool first = true;; first = false) {
+    size_t end = pos;
+    while (end < text.size() && text[end] != '\r' && text[end] != '\n') ++end;
+    if (!first) out += "\r\n";
+    size_t width = 0;
+    for (size_t i = pos; i < end; ++i) {
+      const unsigned char c = static_cast<unsigned char>(text[i]);
+      const bool last = i + 1 == end;
+      const bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
+      const size_t size = literal ? 1 : 3;
+      // A soft break ("=") must fit in 76; the very last character of a line may use column 76.
+      if (width + size > (last ? 76u : 75u)) {
+        out += "=\r\n";
+        width = 0;
+      }
+      if (literal) {
+        out += static_cast<char>(c);
+      } else {
+        const char escaped[3] = {'=', kHex[c >> 4], kHex[c & 15]};
+        out.append(escaped, 3);
+      }
+      width += size;
+    }
+    if (end == text.size()) return;
+    pos = end + 1;
+    if (text[end] == '\r' && pos < text.size() && text[pos] == '\n') ++pos;
+  }
+}
+
+// Appends a body part's headers and encoded content.
+void AppendPart(std::string& out, std::string_view subtype, std::string_view body) {
   bool base64 = NonAsciiBytes(body) * 3 > body.size();
-  std::string out = "Content-Type: text/";
+  out += "Content-Type: text/";
   out += subtype;
   out += "; charset=utf-8\r\nContent-Transfer-Encoding: ";
   out += base64 ? "base64" : "quoted-printable";
   out += "\r\n\r\n";
-  out += base64 ? EncodeBase64Lines(CanonicalLineEnds(body)) : EncodeQuotedPrintable(body) + "\r\n";
-  return out;
+  if (base64) {
+    out += EncodeBase64Lines(CanonicalLineEnds(body));
+  } else {
+    AppendQuotedPrintable(out, body);
+    out += "\r\n";
+  }
 }
 
 // Deterministic boundary. "=_" cannot occur in quoted-printable or base64 output.
@@ -345,37 +382,8 @@ std::string EncodeWords(std::string_view utf8, size_t first_budget) {
 
 std::string EncodeQuotedPrintable(std::string_view text) {
   std::string out;
-  size_t pos = 0;
-  bool first = true;
-  while (pos <= text.size()) {
-    size_t end = text.find_first_of("\r\n", pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    if (!first) out += "\r\n";
-    first = false;
-    size_t width = 0;
-    for (size_t i = 0; i < line.size(); ++i) {
-      unsigned char c = line[i];
-      bool last = i + 1 == line.size();
-      std::string token;
-      if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last)) {
-        token = static_cast<char>(c);
-      } else {
-        token = {'=', kHex[c >> 4], kHex[c & 15]};
-      }
-      // A soft break ("=") must fit in 76; the very last token of a line may use column 76.
-      size_t limit = last ? 76 : 75;
-      if (width + token.size() > limit) {
-        out += "=\r\n";
-        width = 0;
-      }
-      out += token;
-      width += token.size();
-    }
-    if (end == text.size()) break;
-    pos = end + 1;
-    if (text[end] == '\r' && pos < text.size() && text[pos] == '\n') ++pos;
-  }
+  out.reserve(text.size() + text.size() / 8);
+  AppendQuotedPrintable(out, text);
   return out;
 }
 
@@ -405,6 +413,9 @@ Result<std::string> BuildMime(const Message& m) {
   if (!to.ok()) return to.error();
 
   std::string out;
+  // The headers, then the body about twice over (the text part and the HTML), with room for
+  // the encoding's escapes and soft breaks.
+  out.reserve(1024 + (m.html_body.size() + m.text_body.size()) * 5 / 2);
   auto add = [&out](std::string_view name, std::string_view value) -> Status {
     Result<std::string> line = FoldHeader(name, value);
     if (!line.ok()) return line.error();
@@ -449,13 +460,18 @@ Result<std::string> BuildMime(const Message& m) {
   std::string text = m.text_body;
   if (text.empty() && !m.html_body.empty()) text = HtmlToText(m.html_body);
   if (m.html_body.empty()) {
-    out += Part("plain", text);  // single part: its headers join the message's
+    AppendPart(out, "plain", text);  // single part: its headers join the message's
     return out;
   }
-  std::string boundary = Boundary(m.id);
+  const std::string boundary = Boundary(m.id);
   out += "Content-Type: multipart/alternative; boundary=\"" + boundary + "\"\r\n\r\n";
-  out += "--" + boundary + "\r\n" + Part("plain", text);
-  out += "--" + boundary + "\r\n" + Part("html", m.html_body);
+  for (const auto& [subtype, body] :
+       {std::pair<std::string_view, std::string_view>{"plain", text}, {"html", m.html_body}}) {
+    out += "--";
+    out += boundary;
+    out += "\r\n";
+    AppendPart(out, subtype, body);
+  }
   out += "--" + boundary + "--\r\n";
   return out;
 }
