@@ -24,6 +24,15 @@ inline int64_t Limit(int limit) { return std::max(limit, 0); }
 inline int64_t Secs(Time t) { return t.time_since_epoch().count(); }
 inline Time FromSecs(int64_t s) { return Time{Seconds{s}}; }
 
+// An email's rendered HTML, the bulk of its payload, is kept in the outbox's `html` column
+// rather than inside the payload's JSON: written and read as it is, it is not escaped on every
+// commit nor parsed on every claim. The payload's "html" when it is a string, else nullptr.
+inline const std::string* PayloadHtml(const nlohmann::json& payload) {
+  if (!payload.is_object()) return nullptr;
+  auto it = payload.find("html");
+  return it != payload.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+}
+
 inline Result<nlohmann::json> ParseJson(const std::string& text) {
   nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return Error{"corrupt", "stored JSON does not parse"};
@@ -88,6 +97,6 @@ class Query {
 // The outbox columns in the order ReadOutboxRow (sqlite_outbox.cc) reads them.
 #define ITINERA_OUTBOX_COLUMNS                                                           \
   "id, customer, journey, channel, recipient, payload, status, created_at, not_before, " \
-  "attempts, last_error, sent_at "
+  "attempts, last_error, sent_at, html "
 
 #endif  // ITINERA_ORCHESTRATOR_SQLITE_INTERNAL_H_

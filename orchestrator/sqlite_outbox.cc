@@ -28,6 +28,10 @@ Result<OutboxMessage> ReadOutboxRow(Query& q) {
   auto payload = ParseJson(q.Text(5));
   if (!payload.ok()) return payload.error();
   m.payload = std::move(*payload);
+  if (!q.IsNull(12)) {
+    if (!m.payload.is_object()) return Error{"corrupt", "message " + m.id + ": payload with html"};
+    m.payload["html"] = q.Text(12);
+  }
   auto status = ParseMessageStatus(q.Text(6));
   if (!status) return Error{"corrupt", "unknown message status " + q.Text(6)};
   m.status = *status;

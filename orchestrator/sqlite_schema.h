@@ -62,6 +62,11 @@ CREATE TABLE journey_versions (
     R"sql(
 CREATE INDEX events_pending ON events (seq, customer) WHERE processed = 0;
 )sql",
+    // 4: an email's rendered HTML in its own column, out of the payload's JSON (see
+    // PayloadHtml in sqlite_internal.h). Messages written before keep it in the payload.
+    R"sql(
+ALTER TABLE outbox ADD COLUMN html TEXT;
+)sql",
 };
 
 }  // namespace itinera::orch

@@ -16,6 +16,7 @@ using nlohmann::json;
 using sqlite_internal::FromSecs;
 using sqlite_internal::Limit;
 using sqlite_internal::ParseJson;
+using sqlite_internal::PayloadHtml;
 using sqlite_internal::Secs;
 
 namespace {
@@ -280,8 +281,8 @@ Status SqliteStore::EraseCustomer(const std::string& customer) {
         "DELETE FROM timers WHERE customer = ?",
         "DELETE FROM sends WHERE customer = ?",
         "DELETE FROM timeline WHERE customer = ?",
-        "UPDATE outbox SET recipient = '', payload = '{}', status = CASE status WHEN 'pending' "
-        "THEN 'cancelled' ELSE status END WHERE customer = ?",
+        "UPDATE outbox SET recipient = '', payload = '{}', html = NULL, status = CASE status "
+        "WHEN 'pending' THEN 'cancelled' ELSE status END WHERE customer = ?",
     };
     for (const char* sql : kErase) {
       ITINERA_SQL(q, sql);
@@ -567,10 +568,25 @@ Status SqliteStore::Commit(const Batch& batch) {
     for (const auto& m : batch.outbox) {
       if (m.id.empty()) return Error{"invalid_argument", "an outbox message without an id"};
       ITINERA_SQL(q, "INSERT INTO outbox (" ITINERA_OUTBOX_COLUMNS
-                     ") VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, '', NULL) "
+                     ") VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, '', NULL, ?) "
                      "ON CONFLICT (id) DO NOTHING");
       q.Bind(m.id).Bind(m.customer).Bind(m.journey).Bind(m.channel).Bind(m.recipient);
-      q.Bind(m.payload.dump()).Bind(Secs(m.created_at)).Bind(Secs(m.not_before));
+      const std::string* html = PayloadHtml(m.payload);
+      if (html != nullptr) {
+        json rest = json::object();
+        for (auto it = m.payload.begin(); it != m.payload.end(); ++it) {
+          if (it.key() != "html") rest[it.key()] = *it;
+        }
+        q.Bind(rest.dump());
+      } else {
+        q.Bind(m.payload.dump());
+      }
+      q.Bind(Secs(m.created_at)).Bind(Secs(m.not_before));
+      if (html != nullptr) {
+        q.Bind(*html);
+      } else {
+        q.BindNull();
+      }
       if (q.Step() != SQLITE_DONE) return StorageError("insert message");
     }
     for (const auto& id : batch.cancel_messages) {

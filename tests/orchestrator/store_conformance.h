@@ -272,6 +272,38 @@ TYPED_TEST_P(StoreConformanceTest, OutboxInsertWithASeenIdIsANoOp) {
   EXPECT_FALSE(this->store_->GetMessage("m-2")->has_value());
 }
 
+// A payload comes back exactly as it was written, whatever the store does with its parts.
+TYPED_TEST_P(StoreConformanceTest, OutboxPayloadsRoundTrip) {
+  const std::vector<json> payloads = {
+      {{"subject", "Ann, \"quoted\""},
+       {"html", "<p class=\"x\">Dobr\u00fd den,\n\tAnn \\ <a href='y'>link</a></p>"},
+       {"links", {"a", "b"}}},
+      {{"html", ""}},
+      {{"html", 42}, {"text", "not a body"}},
+      {{"text", "an SMS"}},
+      json::object(),
+  };
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    OutboxMessage m = Message("m-" + std::to_string(i), At(0));
+    m.payload = payloads[i];
+    this->Insert(m);
+  }
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    EXPECT_EQ(this->Get("m-" + std::to_string(i)).payload, payloads[i]) << i;
+  }
+  auto claimed = this->store_->ClaimDue(At(0), 10, Seconds(30), "email");
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), payloads.size());
+  for (const OutboxMessage& m : *claimed) {
+    EXPECT_EQ(m.payload, payloads[std::stoul(m.id.substr(2))]) << m.id;
+  }
+  auto listed = this->store_->ListMessages(MessageStatus::kPending, 10);
+  ASSERT_TRUE(listed.ok());
+  for (const OutboxMessage& m : *listed) {
+    EXPECT_EQ(m.payload, payloads[std::stoul(m.id.substr(2))]) << m.id;
+  }
+}
+
 TYPED_TEST_P(StoreConformanceTest, ClaimDueRespectsNotBeforeAndLeases) {
   this->Insert(Message("m-late", At(60)));
   this->Insert(Message("m-b", At(0)));
@@ -571,8 +603,11 @@ TYPED_TEST_P(StoreConformanceTest, EraseRemovesTheCustomersData) {
     Batch b;
     b.states.push_back({c, "welcome", SampleState(c, "x"), 0});
     b.timers.push_back({c, "welcome", At(10)});
-    b.outbox.push_back(Message("m-" + c, At(0), c));
-    b.outbox.push_back(Message("sent-" + c, At(0), c));
+    for (const std::string& id : {"m-" + c, "sent-" + c}) {
+      OutboxMessage m = Message(id, At(0), c);
+      m.payload["html"] = "<p>Hello " + c + "</p>";  // the rendered body goes too
+      b.outbox.push_back(m);
+    }
     b.sends.push_back({c, {"email", At(0)}});
     b.timeline.push_back({0, c, At(0), "sent", {{"to", c + "@example.com"}}});
     this->CommitOk(b);
@@ -909,7 +944,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     RetryAndDeadChangeOnlyPendingMessages, LoadCustomersMatchesTheSingleCustomerReads,
     InboxAndDueCustomersFilterByPartition, RepeatedKeysInOneBatchApplyInOrder,
     RecordOutcomesAppliesAMixInOneCall, RecordOutcomesIsAllOrNothing,
-    RecordOutcomesOfOneIdApplyInOrder, LoadCustomersWithoutEvents);
+    RecordOutcomesOfOneIdApplyInOrder, LoadCustomersWithoutEvents, OutboxPayloadsRoundTrip);
 
 }  // namespace itinera::orch::store_testing
 

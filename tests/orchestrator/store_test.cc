@@ -157,6 +157,41 @@ TEST_F(SqliteStoreTest, AFailedBatchReadEndsItsTransaction) {
   EXPECT_EQ((*loaded->at("c-2").profile)["email"], "bob@example.com");
 }
 
+// An email's HTML is stored as it is in its own column, not escaped inside the payload's JSON;
+// a message written before that column existed (HTML inside the payload) still reads whole.
+TEST_F(SqliteStoreTest, AnEmailsHtmlIsStoredOutsideThePayloadJson) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string html = "<p>Hello \"Ann\",\nyour offer</p>";
+  OutboxMessage m = Message("m-1", At(0));
+  m.payload["html"] = html;
+  Batch b;
+  b.outbox.push_back(m);
+  ASSERT_TRUE(store->Commit(b).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "var" / "itinera.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "SELECT payload, html FROM outbox WHERE id = 'm-1'", -1, &q, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(json::parse(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))),
+            (json{{"subject", "Hello m-1"}}));
+  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)), html);
+  sqlite3_finalize(q);
+  const json old_payload = {{"subject", "older"}, {"html", "<p>older</p>"}};
+  const std::string insert =
+      "INSERT INTO outbox (id, customer, journey, channel, recipient, payload, status, "
+      "created_at, not_before, attempts, last_error) VALUES ('m-0', 'c-1', 'welcome', 'email', "
+      "'ann@example.com', '" +
+      old_payload.dump() + "', 'pending', 0, 0, 0, '')";
+  ASSERT_EQ(sqlite3_exec(db, insert.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(store->GetMessage("m-1")->value().payload,
+            (json{{"subject", "Hello m-1"}, {"html", html}}));
+  EXPECT_EQ(store->GetMessage("m-0")->value().payload, old_payload);
+}
+
 TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
   {
     auto store = Open();
