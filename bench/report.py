@@ -150,6 +150,8 @@ def main():
     template = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks.md.in")).read()
     text = template.replace("@TABLE@", main_table).replace("@SCALING@", scale_table)
     text = text.replace("@MACHINE@", table(("", ""), machine()))
+    seconds = int(r["run"]["seconds"]) if "run" in r else 0
+    text = text.replace("@DURATION@", f"{seconds // 60} min {seconds % 60} s" if seconds else "?")
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
     text = text.replace("@ANALYSIS@", open(analysis).read().strip() if os.path.exists(analysis) else "")
     text = text.replace("@RAW@", "\n".join(json.dumps(v, sort_keys=True) for v in r.values()))
