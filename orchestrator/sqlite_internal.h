@@ -33,6 +33,15 @@ inline const std::string* PayloadHtml(const nlohmann::json& payload) {
   return it != payload.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
 }
 
+// What goes into the payload column when PayloadHtml is not null: the other fields.
+inline nlohmann::json PayloadWithoutHtml(const nlohmann::json& payload) {
+  nlohmann::json rest = nlohmann::json::object();
+  for (auto it = payload.begin(); it != payload.end(); ++it) {
+    if (it.key() != "html") rest[it.key()] = *it;
+  }
+  return rest;
+}
+
 inline Result<nlohmann::json> ParseJson(const std::string& text) {
   nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return Error{"corrupt", "stored JSON does not parse"};

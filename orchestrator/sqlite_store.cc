@@ -17,6 +17,7 @@ using sqlite_internal::FromSecs;
 using sqlite_internal::Limit;
 using sqlite_internal::ParseJson;
 using sqlite_internal::PayloadHtml;
+using sqlite_internal::PayloadWithoutHtml;
 using sqlite_internal::Secs;
 
 namespace {
@@ -461,29 +462,11 @@ Result<std::map<std::string, CustomerSnapshot>> SqliteStore::LoadCustomers(
     ITINERA_READ_SQL(begin, "BEGIN");
     if (begin.Step() != SQLITE_DONE) return ReadError("begin read");
   }
-  auto result = [&]() -> Result<std::map<std::string, CustomerSnapshot>> {
-    std::map<std::string, CustomerSnapshot> out;
-    for (const std::string& c : customers) {
-      CustomerSnapshot& snap = out[c];
-      auto profile = ReadProfile(c);
-      if (!profile.ok()) return profile.error();
-      snap.profile = std::move(*profile);
-      auto sends = ReadSends(c, reads.sends_since);
-      if (!sends.ok()) return sends.error();
-      snap.sends = std::move(*sends);
-      if (reads.states) {
-        auto states = ReadStates(c);
-        if (!states.ok()) return states.error();
-        snap.states = std::move(*states);
-      }
-      if (reads.events_per_customer > 0) {
-        auto pending = ReadPending(c, reads.events_per_customer);
-        if (!pending.ok()) return pending.error();
-        snap.pending = std::move(*pending);
-      }
-    }
-    return out;
-  }();
+  auto result = LoadEachCustomer(
+      customers, reads, [this](const std::string& c) { return ReadProfile(c); },
+      [this](const std::string& c, Time since) { return ReadSends(c, since); },
+      [this](const std::string& c) { return ReadStates(c); },
+      [this](const std::string& c, int limit) { return ReadPending(c, limit); });
   // A read transaction ends the same way whether the reads succeeded or not.
   ITINERA_READ_SQL(end, "COMMIT");
   if (end.Step() != SQLITE_DONE && result.ok()) return ReadError("end read");
@@ -572,15 +555,7 @@ Status SqliteStore::Commit(const Batch& batch) {
                      "ON CONFLICT (id) DO NOTHING");
       q.Bind(m.id).Bind(m.customer).Bind(m.journey).Bind(m.channel).Bind(m.recipient);
       const std::string* html = PayloadHtml(m.payload);
-      if (html != nullptr) {
-        json rest = json::object();
-        for (auto it = m.payload.begin(); it != m.payload.end(); ++it) {
-          if (it.key() != "html") rest[it.key()] = *it;
-        }
-        q.Bind(rest.dump());
-      } else {
-        q.Bind(m.payload.dump());
-      }
+      q.Bind(html != nullptr ? PayloadWithoutHtml(m.payload).dump() : m.payload.dump());
       q.Bind(Secs(m.created_at)).Bind(Secs(m.not_before));
       if (html != nullptr) {
         q.Bind(*html);

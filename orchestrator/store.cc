@@ -37,26 +37,11 @@ bool Batch::empty() const {
 
 Result<std::map<std::string, CustomerSnapshot>> Store::LoadCustomers(
     const std::vector<std::string>& customers, const CustomerReads& reads) {
-  std::map<std::string, CustomerSnapshot> out;
-  for (const std::string& c : customers) {
-    CustomerSnapshot& snap = out[c];
-    auto profile = GetProfile(c);
-    if (!profile.ok()) return profile.error();
-    snap.profile = std::move(*profile);
-    auto sends = RecentSends(c, reads.sends_since);
-    if (!sends.ok()) return sends.error();
-    snap.sends = std::move(*sends);
-    if (reads.states) {
-      auto states = ListStates(c);
-      if (!states.ok()) return states.error();
-      snap.states = std::move(*states);
-    }
-    if (reads.events_per_customer <= 0) continue;
-    auto pending = PendingEvents(c, reads.events_per_customer);
-    if (!pending.ok()) return pending.error();
-    snap.pending = std::move(*pending);
-  }
-  return out;
+  return LoadEachCustomer(
+      customers, reads, [this](const std::string& c) { return GetProfile(c); },
+      [this](const std::string& c, Time since) { return RecentSends(c, since); },
+      [this](const std::string& c) { return ListStates(c); },
+      [this](const std::string& c, int limit) { return PendingEvents(c, limit); });
 }
 
 Status Store::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {

@@ -198,6 +198,36 @@ struct CustomerSnapshot {
   std::vector<StoredEvent> pending;       // as PendingEvents(customer, events_per_customer)
 };
 
+// LoadCustomers' answer built from single-customer reads, each returning a Result:
+// `profile(c)`, `sends(c, since)`, `states(c)` and `pending(c, limit)`. Store's default passes
+// its own single-customer calls; a store may pass reads that run inside one transaction.
+template <typename Profile, typename Sends, typename States, typename Pending>
+Result<std::map<std::string, CustomerSnapshot>> LoadEachCustomer(
+    const std::vector<std::string>& customers, const CustomerReads& reads, Profile&& profile,
+    Sends&& sends, States&& states, Pending&& pending) {
+  std::map<std::string, CustomerSnapshot> out;
+  for (const std::string& c : customers) {
+    CustomerSnapshot& snap = out[c];
+    auto p = profile(c);
+    if (!p.ok()) return p.error();
+    snap.profile = std::move(*p);
+    auto s = sends(c, reads.sends_since);
+    if (!s.ok()) return s.error();
+    snap.sends = std::move(*s);
+    if (reads.states) {
+      auto st = states(c);
+      if (!st.ok()) return st.error();
+      snap.states = std::move(*st);
+    }
+    if (reads.events_per_customer > 0) {
+      auto e = pending(c, reads.events_per_customer);
+      if (!e.ok()) return e.error();
+      snap.pending = std::move(*e);
+    }
+  }
+  return out;
+}
+
 class EventWatch;
 
 // The persistence interface. See the file comment for the contract; implementations are
@@ -295,8 +325,9 @@ class Store {
 
   // ---- the processor's and the dispatcher's read ----
   // For each customer (every id gets an entry, empty when the store knows nothing of it): what
-  // `reads` asks for. The same answers as the single-customer calls, read from one snapshot in a
-  // few round trips for a whole batch; the default implementation makes those calls one by one.
+  // `reads` asks for. The same answers as the single-customer calls, in a few round trips for a
+  // whole batch (SQLite and PostgreSQL read them from one snapshot); the default implementation
+  // makes those calls one by one.
   virtual Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
       const std::vector<std::string>& customers, const CustomerReads& reads);
 
