@@ -6,7 +6,7 @@ ITINERA_PACKAGES=(
   tao-pegtl-dev nlohmann-json3-dev libhowardhinnant-date-dev libtomlplusplus-dev
   libkainjow-mustache-dev libgtest-dev libbenchmark-dev
   libsqlite3-dev libcurl4-openssl-dev libssl-dev libboost-dev libcpp-httplib-dev
-  libpqxx-dev postgresql
+  libpqxx-dev libjemalloc-dev postgresql
   python3 python3-aiosmtpd
 )
 

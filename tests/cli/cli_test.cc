@@ -75,6 +75,16 @@ TEST(CliTest, NoCommandPrintsUsage) {
   EXPECT_NE(r.err.find("usage: itinera <command>"), std::string::npos);
 }
 
+// The binary allocates through jemalloc, not glibc's malloc (see CMakeLists.txt): jemalloc reads
+// MALLOC_CONF and prints its statistics at exit when asked to.
+TEST(CliTest, TheBinaryAllocatesThroughJemalloc) {
+  RunResult r = RunItinera("check", ITINERA_SOURCE_DIR);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err.find("jemalloc statistics"), std::string::npos);
+  r = RunItinera("check", ITINERA_SOURCE_DIR, "MALLOC_CONF=stats_print:true");
+  EXPECT_NE(r.err.find("jemalloc statistics"), std::string::npos) << r.err.substr(0, 500);
+}
+
 TEST(CliTest, UnknownCommandSuggestsTheClosestOne) {
   RunResult r = RunItinera("chek");
   EXPECT_EQ(r.status, 2);

@@ -31,14 +31,16 @@ inline void WriteFile(const std::filesystem::path& path, const std::string& text
   std::ofstream(path, std::ios::binary) << text;
 }
 
-// Runs `itinera <args>` in `cwd` (default: the source tree). `args` is shell text.
-inline RunResult RunItinera(const std::string& args, const std::string& cwd = ITINERA_SOURCE_DIR) {
+// Runs `itinera <args>` in `cwd` (default: the source tree), with `env` ("NAME=value ...") added
+// to its environment. `args` and `env` are shell text.
+inline RunResult RunItinera(const std::string& args, const std::string& cwd = ITINERA_SOURCE_DIR,
+                            const std::string& env = "") {
   static int counter = 0;
   std::filesystem::path tmp =
       std::filesystem::temp_directory_path() /
       ("itinera-cli-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-  std::string command = "cd '" + cwd + "' && '" + std::string(ITINERA_BINARY) + "' " + args +
-                        " >'" + tmp.string() + ".out' 2>'" + tmp.string() + ".err'";
+  std::string command = "cd '" + cwd + "' && " + env + " '" + std::string(ITINERA_BINARY) + "' " +
+                        args + " >'" + tmp.string() + ".out' 2>'" + tmp.string() + ".err'";
   RunResult r;
   int raw = std::system(command.c_str());
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
