@@ -81,16 +81,25 @@ std::string Lower(std::string_view s) {
   return r;
 }
 
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
 // Builds text with browser-like whitespace: runs collapse to one space, explicit breaks count.
 class TextWriter {
  public:
+  explicit TextWriter(size_t capacity) { out_.reserve(capacity); }
   void Text(std::string_view s) {
-    for (char c : s) {
-      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+    for (size_t i = 0; i < s.size();) {
+      if (IsSpace(s[i])) {
         space_ = true;
-      } else {
-        Put(c);
+        ++i;
+        continue;
       }
+      // A word: its first character settles the pending break or space, the rest follow as is.
+      size_t end = i + 1;
+      while (end < s.size() && !IsSpace(s[end])) ++end;
+      Put(s[i]);
+      out_.append(s.data() + i + 1, end - i - 1);
+      i = end;
     }
   }
   // Appends text whose spaces are significant (already decoded &nbsp;).
@@ -186,8 +195,8 @@ std::string DecodeHtmlEntities(std::string_view text) {
 }
 
 std::string HtmlToText(std::string_view html) {
-  TextWriter w;
-  std::string href;  // of the open <a>, if any
+  TextWriter w(html.size());  // the text is rarely longer than its markup
+  std::string href;           // of the open <a>, if any
   size_t link_mark = 0;
   bool in_link = false;
   for (size_t i = 0; i < html.size();) {
@@ -274,8 +283,11 @@ std::string HtmlToText(std::string_view html) {
         continue;
       }
     }
-    size_t next = html.find_first_of("<&", i + 1);
+    // Two memchr calls (find_first_of("<&") would run one per character).
+    size_t next = html.find('<', i + 1);
     if (next == std::string_view::npos) next = html.size();
+    const size_t amp = html.substr(0, next).find('&', i + 1);
+    if (amp != std::string_view::npos) next = amp;
     w.Text(html.substr(i, next - i));
     i = next;
   }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace itinera {
 namespace {
@@ -55,6 +57,30 @@ TEST(CryptoTest, HmacSha256MatchesRfc4231) {
     EXPECT_EQ(c.truncate ? hex.substr(0, c.truncate * 2) : hex, c.expected_hex)
         << "case " << c.name;
   }
+}
+
+// Each thread keeps a context keyed with the last key it used: switching keys back and forth,
+// and several threads at once, must give every MAC its own key's value.
+TEST(CryptoTest, HmacSha256KeepsEachKeyApartAcrossCallsAndThreads) {
+  const std::string jefe = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  const std::string empty = "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad";
+  auto run = [&](int rounds) {
+    int wrong = 0;
+    for (int i = 0; i < rounds; ++i) {
+      wrong += HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")) != jefe;
+      wrong += HexEncode(HmacSha256("", "")) != empty;
+      wrong += HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")) != jefe;
+      // A key that is a prefix of the cached one is another key.
+      wrong += HexEncode(HmacSha256("Jef", "what do ya want for nothing?")) == jefe;
+    }
+    return wrong;
+  };
+  EXPECT_EQ(run(3), 0);
+  std::vector<int> wrong(4, -1);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < wrong.size(); ++t) threads.emplace_back([&, t] { wrong[t] = run(200); });
+  for (auto& t : threads) t.join();
+  for (int w : wrong) EXPECT_EQ(w, 0);
 }
 
 TEST(CryptoTest, HmacSha256AcceptsEmptyKeyAndData) {
