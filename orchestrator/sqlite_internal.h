@@ -24,9 +24,10 @@ inline int64_t Limit(int limit) { return std::max(limit, 0); }
 inline int64_t Secs(Time t) { return t.time_since_epoch().count(); }
 inline Time FromSecs(int64_t s) { return Time{Seconds{s}}; }
 
-// An email's rendered HTML, the bulk of its payload, is kept in the outbox's `html` column
-// rather than inside the payload's JSON: written and read as it is, it is not escaped on every
-// commit nor parsed on every claim. The payload's "html" when it is a string, else nullptr.
+// An email's rendered HTML, the bulk of its payload, is kept in the outbox_html table rather
+// than inside the payload's JSON: written and read as it is, it is not escaped on every commit
+// nor parsed on every claim, and the outbox row that claims and outcomes update stays small.
+// The payload's "html" when it is a string, else nullptr.
 inline const std::string* PayloadHtml(const nlohmann::json& payload) {
   if (!payload.is_object()) return nullptr;
   auto it = payload.find("html");
@@ -103,9 +104,14 @@ class Query {
   if (!query##_stmt.ok()) return query##_stmt.error(); \
   ::itinera::orch::sqlite_internal::Query query(*query##_stmt)
 
-// The outbox columns in the order ReadOutboxRow (sqlite_outbox.cc) reads them.
+// The outbox columns a message is inserted with.
 #define ITINERA_OUTBOX_COLUMNS                                                           \
   "id, customer, journey, channel, recipient, payload, status, created_at, not_before, " \
-  "attempts, last_error, sent_at, html "
+  "attempts, last_error, sent_at "
+
+// What a read of the outbox selects, in the order ReadOutboxRow (sqlite_outbox.cc) reads it:
+// the columns, then the message's HTML from outbox_html (NULL when it has none).
+#define ITINERA_OUTBOX_SELECT \
+  ITINERA_OUTBOX_COLUMNS ", (SELECT html FROM outbox_html WHERE ref = outbox.html_ref) "
 
 #endif  // ITINERA_ORCHESTRATOR_SQLITE_INTERNAL_H_

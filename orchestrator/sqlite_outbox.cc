@@ -46,7 +46,7 @@ Result<OutboxMessage> ReadOutboxRow(Query& q) {
 }  // namespace
 
 Result<std::optional<OutboxMessage>> SqliteStore::ReadMessage(const std::string& id) {
-  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS "FROM outbox WHERE id = ?");
+  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT "FROM outbox WHERE id = ?");
   int rc = q.Bind(id).Step();
   if (rc == SQLITE_DONE) return std::optional<OutboxMessage>();
   if (rc != SQLITE_ROW) return StorageError("read message");
@@ -76,13 +76,13 @@ Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Se
       return Status::Ok();
     };
     if (channel.empty()) {
-      ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
+      ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
                      "FROM outbox WHERE status = 'pending' AND not_before <= ? "
                      "ORDER BY not_before, id LIMIT ?");
       q.Bind(Secs(now)).Bind(Limit(limit));
       if (Status r = read(q); !r.ok()) return r;
     } else {
-      ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
+      ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
                      "FROM outbox WHERE status = 'pending' AND channel = ? AND not_before <= ? "
                      "ORDER BY not_before, id LIMIT ?");
       q.Bind(channel).Bind(Secs(now)).Bind(Limit(limit));
@@ -165,7 +165,7 @@ Status SqliteStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
 
 Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus status, int limit) {
   auto lock = LockRead();
-  ITINERA_READ_SQL(q, "SELECT " ITINERA_OUTBOX_COLUMNS
+  ITINERA_READ_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
                       "FROM outbox WHERE status = ? ORDER BY created_at, id LIMIT ?");
   q.Bind(std::string(MessageStatusName(status))).Bind(Limit(limit));
   std::vector<OutboxMessage> out;
@@ -271,5 +271,6 @@ Result<std::vector<JourneyVersion>> SqliteStore::ListJourneyVersions() {
 #undef ITINERA_SQL
 #undef ITINERA_READ_SQL
 #undef ITINERA_OUTBOX_COLUMNS
+#undef ITINERA_OUTBOX_SELECT
 
 }  // namespace itinera::orch

@@ -67,6 +67,18 @@ CREATE INDEX events_pending ON events (seq, customer) WHERE processed = 0;
     R"sql(
 ALTER TABLE outbox ADD COLUMN html TEXT;
 )sql",
+    // 5: the HTML moves to a table of its own, written once and never updated. The outbox row
+    // is updated at every claim and every outcome, and SQLite rewrites a whole row (and its
+    // page, into the WAL) to change one column: with the HTML in it, each of those updates
+    // wrote the message's full body again. Rows are appended in the order they are written
+    // and found by their integer key (outbox.html_ref), so a commit adds to the table's last
+    // pages and no index. outbox.html stays, always NULL.
+    R"sql(
+ALTER TABLE outbox ADD COLUMN html_ref INTEGER;
+CREATE TABLE outbox_html (ref INTEGER PRIMARY KEY, html TEXT NOT NULL);
+INSERT INTO outbox_html (ref, html) SELECT rowid, html FROM outbox WHERE html IS NOT NULL;
+UPDATE outbox SET html_ref = rowid, html = NULL WHERE html IS NOT NULL;
+)sql",
 };
 
 }  // namespace itinera::orch

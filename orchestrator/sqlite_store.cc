@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
@@ -282,7 +283,9 @@ Status SqliteStore::EraseCustomer(const std::string& customer) {
         "DELETE FROM timers WHERE customer = ?",
         "DELETE FROM sends WHERE customer = ?",
         "DELETE FROM timeline WHERE customer = ?",
-        "UPDATE outbox SET recipient = '', payload = '{}', html = NULL, status = CASE status "
+        "DELETE FROM outbox_html WHERE ref IN (SELECT html_ref FROM outbox WHERE customer = ?)",
+        "UPDATE outbox SET recipient = '', payload = '{}', html = NULL, html_ref = NULL, "
+        "status = CASE status "
         "WHEN 'pending' THEN 'cancelled' ELSE status END WHERE customer = ?",
     };
     for (const char* sql : kErase) {
@@ -550,19 +553,30 @@ Status SqliteStore::Commit(const Batch& batch) {
     }
     for (const auto& m : batch.outbox) {
       if (m.id.empty()) return Error{"invalid_argument", "an outbox message without an id"};
+      const std::string* html = PayloadHtml(m.payload);
+      std::optional<int64_t> html_ref;
+      if (html != nullptr) {
+        ITINERA_SQL(h, "INSERT INTO outbox_html (html) VALUES (?)");
+        if (h.Bind(*html).Step() != SQLITE_DONE) return StorageError("insert message");
+        html_ref = sqlite3_last_insert_rowid(db_);
+      }
       ITINERA_SQL(q, "INSERT INTO outbox (" ITINERA_OUTBOX_COLUMNS
-                     ") VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, '', NULL, ?) "
+                     ", html_ref) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, '', NULL, ?) "
                      "ON CONFLICT (id) DO NOTHING");
       q.Bind(m.id).Bind(m.customer).Bind(m.journey).Bind(m.channel).Bind(m.recipient);
-      const std::string* html = PayloadHtml(m.payload);
       q.Bind(html != nullptr ? PayloadWithoutHtml(m.payload).dump() : m.payload.dump());
       q.Bind(Secs(m.created_at)).Bind(Secs(m.not_before));
-      if (html != nullptr) {
-        q.Bind(*html);
+      if (html_ref) {
+        q.Bind(*html_ref);
       } else {
         q.BindNull();
       }
       if (q.Step() != SQLITE_DONE) return StorageError("insert message");
+      // A message already in the outbox keeps what it was first written with, HTML included.
+      if (html_ref && sqlite3_changes(db_) == 0) {
+        ITINERA_SQL(d, "DELETE FROM outbox_html WHERE ref = ?");
+        if (d.Bind(*html_ref).Step() != SQLITE_DONE) return StorageError("insert message");
+      }
     }
     for (const auto& id : batch.cancel_messages) {
       ITINERA_SQL(q, "UPDATE outbox SET status = 'cancelled' WHERE id = ? AND status = 'pending'");
@@ -633,5 +647,6 @@ Status SqliteStore::Commit(const Batch& batch) {
 #undef ITINERA_SQL
 #undef ITINERA_READ_SQL
 #undef ITINERA_OUTBOX_COLUMNS
+#undef ITINERA_OUTBOX_SELECT
 
 }  // namespace itinera::orch

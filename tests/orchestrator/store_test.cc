@@ -157,8 +157,9 @@ TEST_F(SqliteStoreTest, AFailedBatchReadEndsItsTransaction) {
   EXPECT_EQ((*loaded->at("c-2").profile)["email"], "bob@example.com");
 }
 
-// An email's HTML is stored as it is in its own column, not escaped inside the payload's JSON;
-// a message written before that column existed (HTML inside the payload) still reads whole.
+// An email's HTML is stored as it is in a table of its own, not escaped inside the payload's
+// JSON nor in the outbox row that claims and outcomes rewrite; a message written before
+// (HTML inside the payload) still reads whole.
 TEST_F(SqliteStoreTest, AnEmailsHtmlIsStoredOutsideThePayloadJson) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
@@ -168,16 +169,28 @@ TEST_F(SqliteStoreTest, AnEmailsHtmlIsStoredOutsideThePayloadJson) {
   Batch b;
   b.outbox.push_back(m);
   ASSERT_TRUE(store->Commit(b).ok());
+  // Written again (a batch retried after a crash): the first write stands, HTML included.
+  m.payload["html"] = "<p>changed</p>";
+  ASSERT_TRUE(store->Commit(b).ok());
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ / "var" / "itinera.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* q = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "SELECT payload, html FROM outbox WHERE id = 'm-1'", -1, &q, nullptr),
-      SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT o.payload, o.html, h.html FROM outbox o JOIN outbox_html h "
+                               "ON h.ref = o.html_ref WHERE o.id = 'm-1'",
+                               -1, &q, nullptr),
+            SQLITE_OK);
   ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
   EXPECT_EQ(json::parse(reinterpret_cast<const char*>(sqlite3_column_text(q, 0))),
             (json{{"subject", "Hello m-1"}}));
-  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)), html);
+  EXPECT_EQ(sqlite3_column_type(q, 1), SQLITE_NULL);
+  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 2)), html);
+  EXPECT_EQ(sqlite3_step(q), SQLITE_DONE);
+  sqlite3_finalize(q);
+  // The second write left no HTML behind.
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox_html", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 1);
   sqlite3_finalize(q);
   const json old_payload = {{"subject", "older"}, {"html", "<p>older</p>"}};
   const std::string insert =
@@ -190,6 +203,57 @@ TEST_F(SqliteStoreTest, AnEmailsHtmlIsStoredOutsideThePayloadJson) {
   EXPECT_EQ(store->GetMessage("m-1")->value().payload,
             (json{{"subject", "Hello m-1"}, {"html", html}}));
   EXPECT_EQ(store->GetMessage("m-0")->value().payload, old_payload);
+}
+
+// A database at migration 4 kept the HTML in outbox.html; migration 5 moves it to outbox_html.
+TEST_F(SqliteStoreTest, MigrationFiveMovesTheHtmlOutOfTheOutboxRow) {
+  ASSERT_GE(SqliteStore::LatestSchemaVersion(), 5);
+  fs::create_directories(dir_ / "var");
+  const std::string path = (dir_ / "var" / "itinera.db").string();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::string seed = "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);";
+    for (int v = 1; v <= 4; ++v) {
+      seed += kSqliteMigrations[static_cast<size_t>(v - 1)];
+      seed += "INSERT INTO schema_migrations (version) VALUES (" + std::to_string(v) + ");";
+    }
+    seed +=
+        "INSERT INTO outbox (id, customer, journey, channel, recipient, payload, status, "
+        "created_at, not_before, attempts, last_error, sent_at, html) VALUES "
+        "('m-1', 'c-1', 'welcome', 'email', 'ann@example.com', '{\"subject\":\"Hi\"}', "
+        "'pending', 0, 0, 0, '', NULL, '<p>Hi Ann</p>'), "
+        "('m-2', 'c-1', 'welcome', 'sms', '+420600000001', '{\"text\":\"Hi\"}', 'sent', 0, 0, "
+        "1, '', 5, NULL);";
+    char* error = nullptr;
+    int rc = sqlite3_exec(db, seed.c_str(), nullptr, nullptr, &error);
+    std::string message = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::LatestSchemaVersion());
+  EXPECT_EQ(store->GetMessage("m-1")->value().payload,
+            (json{{"subject", "Hi"}, {"html", "<p>Hi Ann</p>"}}));
+  EXPECT_EQ(store->GetMessage("m-2")->value().payload, (json{{"text", "Hi"}}));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(
+          db,
+          "SELECT (SELECT count(*) FROM outbox WHERE html IS NOT NULL), "
+          "(SELECT group_concat(o.id) FROM outbox o JOIN outbox_html h ON h.ref = o.html_ref)",
+          -1, &q, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 0);
+  EXPECT_EQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)), std::string("m-1"));
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  EXPECT_EQ(*store->IntegrityCheck(), "ok");
 }
 
 TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
