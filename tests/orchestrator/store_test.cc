@@ -157,6 +157,28 @@ TEST_F(SqliteStoreTest, AFailedBatchReadEndsItsTransaction) {
   EXPECT_EQ((*loaded->at("c-2").profile)["email"], "bob@example.com");
 }
 
+// Creates the database at `path` as a build that knew only the first `migrations` migrations
+// left it, with `rows` (SQL) inserted. Returns SQLite's error, or "".
+std::string SeedDatabase(const std::string& path, int migrations, const std::string& rows) {
+  std::string seed = "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);";
+  for (int v = 1; v <= migrations; ++v) {
+    seed += kSqliteMigrations[static_cast<size_t>(v - 1)];
+    seed += "INSERT INTO schema_migrations (version) VALUES (" + std::to_string(v) + ");";
+  }
+  seed += rows;
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return "cannot open " + path;
+  }
+  char* error = nullptr;
+  sqlite3_exec(db, seed.c_str(), nullptr, nullptr, &error);
+  std::string message = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return message;
+}
+
 // An email's HTML is stored as it is in a table of its own, not escaped inside the payload's
 // JSON nor in the outbox row that claims and outcomes rewrite; a message written before
 // (HTML inside the payload) still reads whole.
@@ -211,26 +233,16 @@ TEST_F(SqliteStoreTest, MigrationFiveMovesTheHtmlOutOfTheOutboxRow) {
   fs::create_directories(dir_ / "var");
   const std::string path = (dir_ / "var" / "itinera.db").string();
   {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    std::string seed = "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);";
-    for (int v = 1; v <= 4; ++v) {
-      seed += kSqliteMigrations[static_cast<size_t>(v - 1)];
-      seed += "INSERT INTO schema_migrations (version) VALUES (" + std::to_string(v) + ");";
-    }
-    seed +=
-        "INSERT INTO outbox (id, customer, journey, channel, recipient, payload, status, "
-        "created_at, not_before, attempts, last_error, sent_at, html) VALUES "
-        "('m-1', 'c-1', 'welcome', 'email', 'ann@example.com', '{\"subject\":\"Hi\"}', "
-        "'pending', 0, 0, 0, '', NULL, '<p>Hi Ann</p>'), "
-        "('m-2', 'c-1', 'welcome', 'sms', '+420600000001', '{\"text\":\"Hi\"}', 'sent', 0, 0, "
-        "1, '', 5, NULL);";
-    char* error = nullptr;
-    int rc = sqlite3_exec(db, seed.c_str(), nullptr, nullptr, &error);
-    std::string message = error ? error : "";
-    sqlite3_free(error);
-    sqlite3_close(db);
-    ASSERT_EQ(rc, SQLITE_OK) << message;
+    ASSERT_EQ(SeedDatabase(path, 4,
+                           "INSERT INTO outbox (id, customer, journey, channel, recipient, "
+                           "payload, status, created_at, not_before, attempts, last_error, "
+                           "sent_at, html) VALUES "
+                           "('m-1', 'c-1', 'welcome', 'email', 'ann@example.com', "
+                           "'{\"subject\":\"Hi\"}', 'pending', 0, 0, 0, '', NULL, "
+                           "'<p>Hi Ann</p>'), "
+                           "('m-2', 'c-1', 'welcome', 'sms', '+420600000001', "
+                           "'{\"text\":\"Hi\"}', 'sent', 0, 0, 1, '', 5, NULL);"),
+              "");
   }
   auto store = Open();
   ASSERT_NE(store, nullptr);
@@ -278,25 +290,16 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedAndKeepsItsData) {
   const std::string path = (dir_ / "var" / "itinera.db").string();
   {
     // A database as a build that knew only migration 1 left it.
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const std::string seed =
-        std::string("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);") +
-        kSqliteMigrations[0] +
-        "INSERT INTO schema_migrations (version) VALUES (1);"
-        "INSERT INTO profiles (customer, body) VALUES ('c-1', '{\"id\":\"c-1\",\"email\":"
-        "\"ann@example.com\"}');"
-        "INSERT INTO outbox (id, customer, journey, channel, recipient, payload, status, "
-        "created_at, not_before, attempts, last_error, sent_at) VALUES "
-        "('m-1', 'c-1', 'welcome', 'email', 'ann@example.com', '{}', 'pending', 0, 0, 0, '', "
-        "NULL), ('m-2', 'c-1', 'welcome', 'email', 'ann@example.com', '{}', 'sent', 0, 0, 1, "
-        "'', 5);";
-    char* error = nullptr;
-    int rc = sqlite3_exec(db, seed.c_str(), nullptr, nullptr, &error);
-    std::string message = error ? error : "";
-    sqlite3_free(error);
-    sqlite3_close(db);
-    ASSERT_EQ(rc, SQLITE_OK) << message;
+    ASSERT_EQ(SeedDatabase(path, 1,
+                           "INSERT INTO profiles (customer, body) VALUES ('c-1', "
+                           "'{\"id\":\"c-1\",\"email\":\"ann@example.com\"}');"
+                           "INSERT INTO outbox (id, customer, journey, channel, recipient, "
+                           "payload, status, created_at, not_before, attempts, last_error, "
+                           "sent_at) VALUES "
+                           "('m-1', 'c-1', 'welcome', 'email', 'ann@example.com', '{}', "
+                           "'pending', 0, 0, 0, '', NULL), ('m-2', 'c-1', 'welcome', 'email', "
+                           "'ann@example.com', '{}', 'sent', 0, 0, 1, '', 5);"),
+              "");
   }
   auto store = Open();
   ASSERT_NE(store, nullptr);
