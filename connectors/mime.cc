@@ -249,7 +249,7 @@ void AppendQuotedPrintable(std::string& out, std::string_view text) {
       }
       const unsigned char c = static_cast<unsigned char>(text[i]);
       const bool last = i + 1 == end;
-      const bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
+      const bool literal = kQpPlain[c] && !(last && (c == ' ' || c == '\t'));
       const size_t size = literal ? 1 : 3;
       // A soft break ("=") must fit in 76; the very last character of a line may use column 76.
       if (width + size > (last ? 76u : 75u)) {

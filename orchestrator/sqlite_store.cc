@@ -285,8 +285,8 @@ Status SqliteStore::EraseCustomer(const std::string& customer) {
         "DELETE FROM timeline WHERE customer = ?",
         "DELETE FROM outbox_html WHERE ref IN (SELECT html_ref FROM outbox WHERE customer = ?)",
         "UPDATE outbox SET recipient = '', payload = '{}', html = NULL, html_ref = NULL, "
-        "status = CASE status "
-        "WHEN 'pending' THEN 'cancelled' ELSE status END WHERE customer = ?",
+        "status = CASE status WHEN 'pending' THEN 'cancelled' ELSE status END "
+        "WHERE customer = ?",
     };
     for (const char* sql : kErase) {
       ITINERA_SQL(q, sql);
