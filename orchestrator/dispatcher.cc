@@ -1,6 +1,7 @@
 #include "orchestrator/dispatcher.h"
 
 #include <algorithm>
+#include <deque>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -20,6 +21,7 @@ namespace {
 constexpr auto kIdlePoll = std::chrono::seconds(1);
 constexpr int kClaimPerConnection = 256;  // the default claim: messages per sender worker
 constexpr size_t kRecordEvery = 256;      // outcomes recorded in one transaction, at most
+constexpr size_t kReadEvery = 256;        // messages whose customers are read at once
 
 std::string Text(const json& object, const char* key) {
   if (!object.is_object()) return "";
@@ -68,20 +70,36 @@ std::string AlertContextText(const json& context) {
   return out;
 }
 
+// The profiles and recent sends of the email and SMS customers of kReadEvery messages of a pass,
+// read once.
+struct Dispatcher::CustomerRead {
+  std::once_flag once;
+  std::map<std::string, CustomerSnapshot> customers;
+  std::optional<Error> error;  // the read failed: those messages are retried soon
+};
+
 // One claimed batch of a lane being delivered. The workers take messages by `next`; outcomes
 // wait in `outcomes` (under `mu`) until a chunk is recorded.
+//
+// The customers of the pre-send check are read a chunk of kReadEvery messages at a time: the
+// first chunk by the first worker to take a message of the pass (a pass claimed ahead is checked
+// as of its turn, not its claim), each next one as soon as the chunk before it is begun. So a
+// read is never older than the sends of one chunk, and the workers seldom wait for one.
 struct Dispatcher::Pass {
-  Pass(Lane& lane, const std::vector<OutboxMessage>& messages)
-      : lane(lane), messages(messages), started(std::chrono::steady_clock::now()) {}
+  Pass(Lane& lane, std::vector<OutboxMessage> messages, std::chrono::steady_clock::time_point at)
+      : lane(lane),
+        messages(std::move(messages)),
+        started(at),
+        reads((this->messages.size() + kReadEvery - 1) / kReadEvery) {}
 
   Lane& lane;
-  const std::vector<OutboxMessage>& messages;
-  const std::chrono::steady_clock::time_point started;
-  // Profiles and recent sends of the email and SMS customers, read once for the pass.
-  std::map<std::string, CustomerSnapshot> customers;
-  std::optional<Error> customers_error;  // the read failed: those messages are retried soon
+  const std::vector<OutboxMessage> messages;
+  const std::chrono::steady_clock::time_point started;  // the claim: its lease runs from here
+  bool queued = false;              // a started lane's: its end is reported to the lane thread
+  std::vector<CustomerRead> reads;  // [i / kReadEvery] for messages[i]
   std::atomic<size_t> next{0};
   std::atomic<int> handled{0};
+  std::atomic<size_t> finished{0};  // messages handled or given back
   std::mutex mu;
   std::vector<OutboxOutcome> outcomes;  // reported, not recorded yet
 };
@@ -142,24 +160,80 @@ void Dispatcher::Stop() {
   }
   wake_.notify_all();
   for (auto& [name, lane] : lanes_) {
+    { std::lock_guard lock(lane->queue_mu); }  // as above, for the lane's own waiters
+    lane->queue_cv.notify_all();
+  }
+  for (auto& [name, lane] : lanes_) {
     if (lane->thread.joinable()) lane->thread.join();
+    for (std::thread& worker : lane->workers) worker.join();
+    lane->workers.clear();
   }
 }
 
 void Dispatcher::Loop(Lane& lane) {
+  // How many passes may be unfinished at once: the one being sent and the next one, claimed
+  // ahead. A rate-limited lane's next pass would only wait for the current one, using its lease.
+  const int depth = lane.rate > 0 ? 1 : 2;
   while (!stopping_) {
+    {
+      std::unique_lock lock(lane.queue_mu);
+      lane.queue_cv.wait(lock, [&] { return stopping_ || lane.unfinished < depth; });
+    }
+    if (stopping_) break;
     uint64_t seen;
     {
       std::lock_guard lock(mu_);
       seen = pokes_;
     }
-    Result<int> handled = RunLane(lane.name);
-    if (!handled.ok()) {
-      LogError("dispatcher pass failed", {{"lane", lane.name}, {"error", handled.error().message}});
+    Result<std::shared_ptr<Pass>> claimed = Claim(lane);
+    if (!claimed.ok()) {
+      LogError("dispatcher pass failed", {{"lane", lane.name}, {"error", claimed.error().message}});
+    } else if (*claimed != nullptr) {
+      std::shared_ptr<Pass> pass = std::move(*claimed);
+      while (lane.workers.size() < static_cast<size_t>(connections_)) {
+        LaneConnectors* connectors = &lane.connectors[lane.workers.size()];
+        try {
+          lane.workers.emplace_back([this, &lane, connectors] { Serve(lane, *connectors); });
+        } catch (const std::system_error& e) {
+          LogWarn("cannot start a sender worker", {{"lane", lane.name}, {"error", e.what()}});
+          break;
+        }
+      }
+      if (lane.workers.empty()) {  // no thread to be had: this one sends the pass itself
+        Work(*pass, lane.connectors[0]);
+        continue;
+      }
+      {
+        std::lock_guard lock(lane.queue_mu);
+        pass->queued = true;
+        lane.queue.push_back(std::move(pass));
+        ++lane.unfinished;
+      }
+      lane.queue_cv.notify_all();
+      continue;
     }
-    if (handled.ok() && *handled > 0) continue;
     std::unique_lock lock(mu_);
     wake_.wait_for(lock, kIdlePoll, [&] { return stopping_ || pokes_ != seen; });
+  }
+  {
+    std::lock_guard lock(lane.queue_mu);
+    lane.closed = true;
+  }
+  lane.queue_cv.notify_all();
+}
+
+void Dispatcher::Serve(Lane& lane, LaneConnectors& connectors) {
+  for (;;) {
+    std::shared_ptr<Pass> pass;
+    {
+      std::unique_lock lock(lane.queue_mu);
+      lane.queue_cv.wait(lock, [&] { return !lane.queue.empty() || lane.closed; });
+      if (lane.queue.empty()) return;  // closed, and nothing left to give back
+      pass = lane.queue.front();
+    }
+    Work(*pass, connectors);  // returns once every message of the pass is taken
+    std::lock_guard lock(lane.queue_mu);
+    if (!lane.queue.empty() && lane.queue.front() == pass) lane.queue.pop_front();
   }
 }
 
@@ -174,16 +248,23 @@ int Dispatcher::ClaimSize(const Lane& lane) const {
   return claim;
 }
 
+Result<std::shared_ptr<Dispatcher::Pass>> Dispatcher::Claim(Lane& lane) {
+  const auto started = std::chrono::steady_clock::now();
+  const Time now = clock_.Now();
+  auto claimed = store_.ClaimDue(now, ClaimSize(lane), options_.lease, lane.name);
+  if (!claimed.ok()) return claimed.error();
+  if (claimed->empty()) return std::shared_ptr<Pass>();
+  return std::make_shared<Pass>(lane, std::move(*claimed), started);
+}
+
 Result<int> Dispatcher::RunLane(const std::string& name) {
   Lane& lane = *lanes_.at(name);
   MakeConnectors(lane);
-  const Time now = clock_.Now();
-  auto claimed = store_.ClaimDue(now, ClaimSize(lane), options_.lease, name);
+  Result<std::shared_ptr<Pass>> claimed = Claim(lane);
   if (!claimed.ok()) return claimed.error();
-  if (claimed->empty()) return 0;
-  Pass pass(lane, *claimed);
-  ReadCustomers(pass, now);
-  const size_t workers = std::min(static_cast<size_t>(connections_), claimed->size());
+  if (*claimed == nullptr) return 0;
+  Pass& pass = **claimed;
+  const size_t workers = std::min(static_cast<size_t>(connections_), pass.messages.size());
   std::vector<std::thread> threads;
   for (size_t i = 1; i < workers; ++i) {
     try {
@@ -195,31 +276,39 @@ Result<int> Dispatcher::RunLane(const std::string& name) {
   }
   Work(pass, lane.connectors[0]);
   for (std::thread& t : threads) t.join();
-  Flush(lane.name, pass.outcomes);  // the workers are done: no lock needed
   return pass.handled.load();
 }
 
-void Dispatcher::ReadCustomers(Pass& pass, Time now) {
-  std::vector<std::string> customers;
-  std::set<std::string> seen;
-  for (const OutboxMessage& m : pass.messages) {
-    if ((m.channel == "email" || m.channel == "sms") && !m.payload.contains("render_error") &&
-        seen.insert(m.customer).second) {
-      customers.push_back(m.customer);
+const Dispatcher::CustomerRead& Dispatcher::ReadCustomers(Pass& pass, size_t chunk) {
+  CustomerRead& read = pass.reads[chunk];
+  std::call_once(read.once, [&] {
+    const Time now = clock_.Now();
+    std::vector<std::string> customers;
+    std::set<std::string> seen;
+    const size_t end = std::min(pass.messages.size(), (chunk + 1) * kReadEvery);
+    for (size_t i = chunk * kReadEvery; i < end; ++i) {
+      const OutboxMessage& m = pass.messages[i];
+      if ((m.channel == "email" || m.channel == "sms") && !m.payload.contains("render_error") &&
+          seen.insert(m.customer).second) {
+        customers.push_back(m.customer);
+      }
     }
-  }
-  if (customers.empty()) return;
-  auto read = store_.LoadCustomers(customers, {.sends_since = now - kSendHistory});
-  if (read.ok()) {
-    pass.customers = std::move(*read);
-  } else {
-    pass.customers_error = read.error();
-  }
+    if (customers.empty()) return;
+    auto loaded = store_.LoadCustomers(customers, {.sends_since = now - kSendHistory});
+    if (loaded.ok()) {
+      read.customers = std::move(*loaded);
+    } else {
+      read.error = loaded.error();
+    }
+  });
+  return read;
 }
 
 void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
   for (size_t i = pass.next++; i < pass.messages.size(); i = pass.next++) {
     const OutboxMessage& m = pass.messages[i];
+    const size_t chunk = i / kReadEvery;
+    const CustomerRead& customers = ReadCustomers(pass, chunk);
     Throttle(pass.lane);
     // Give back what we will not get to: on stop, or when a send started now might outlast the
     // lease (another daemon could then claim and send it too). Checked after the rate limit's
@@ -227,10 +316,27 @@ void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
     bool late = std::chrono::steady_clock::now() - pass.started > options_.lease / 2;
     if (stopping_ || late) {
       Report(pass, {m.id, OutboxOutcome::kRetry, clock_.Now(), m.last_error});
-      continue;
+    } else {
+      Deliver(pass, connectors, m, customers);
+      ++pass.handled;
     }
-    Deliver(pass, connectors, m);
-    ++pass.handled;
+    // Begun a chunk: read the next one now, so its first sends need not wait for it.
+    if (i % kReadEvery == 0 && chunk + 1 < pass.reads.size()) ReadCustomers(pass, chunk + 1);
+    if (++pass.finished < pass.messages.size()) continue;
+    // The pass's last message: every outcome has been reported.
+    std::vector<OutboxOutcome> rest;
+    {
+      std::lock_guard lock(pass.mu);
+      rest.swap(pass.outcomes);
+    }
+    Flush(pass.lane.name, rest);
+    if (pass.queued) {
+      {
+        std::lock_guard lock(pass.lane.queue_mu);
+        --pass.lane.unfinished;
+      }
+      pass.lane.queue_cv.notify_all();
+    }
   }
 }
 
@@ -295,7 +401,8 @@ Status Dispatcher::Record(const std::function<Status()>& write) {
   }
 }
 
-void Dispatcher::Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& m) {
+void Dispatcher::Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& m,
+                         const CustomerRead& read) {
   Lane& lane = pass.lane;
   LaneStats& stats = *lane.stats;
   const Time now = clock_.Now();
@@ -319,12 +426,12 @@ void Dispatcher::Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMes
 
   if (channel == "email" || channel == "sms") {
     // Checked again just before sending: consent, address, caps, quiet hours.
-    if (pass.customers_error) {
-      Report(pass, {m.id, OutboxOutcome::kRetry, now + Seconds{5}, pass.customers_error->message});
+    if (read.error) {
+      Report(pass, {m.id, OutboxOutcome::kRetry, now + Seconds{5}, read.error->message});
       return;
     }
-    auto customer = pass.customers.find(m.customer);
-    if (customer == pass.customers.end() || !customer->second.profile) {
+    auto customer = read.customers.find(m.customer);
+    if (customer == read.customers.end() || !customer->second.profile) {
       ++stats.cancelled;
       Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, "erased"});
       return;

@@ -6,26 +6,33 @@
 // due messages of its channel with a lease (Store::ClaimDue): a process that dies mid-send has
 // them claimed again after the lease, with the same idempotency key.
 //
-// A pass of a lane: one claim (up to 256 messages per connection), one read of the profiles and
-// recent sends of the batch's email and SMS customers (Store::LoadCustomers), then `connections`
-// sender workers take the claimed messages one at a time, each through its own connectors
-// (connectors are not thread-safe; an SMTP connector keeps its connection open between sends),
-// all sharing the lane's rate limit. The outcomes are recorded together (Store::RecordOutcomes:
-// one transaction per pass, or per 256 messages): a crash between a send and its record sends
-// that message again, with the same key, once its lease runs out.
+// A pass of a lane: one claim (up to 256 messages per connection), reads of the profiles and
+// recent sends of the batch's email and SMS customers (Store::LoadCustomers, 256 messages' at a
+// time, each just ahead of those messages' turn), then `connections` sender workers take the
+// claimed messages one at a time, each through its own connectors (connectors are not thread-safe;
+// an SMTP connector keeps its connection open between sends), all sharing the lane's rate limit.
+// The outcomes are recorded together (Store::RecordOutcomes: one transaction per pass, or per 256
+// messages): a crash between a send and its record sends that message again, with the same key,
+// once its lease runs out.
+//
+// Once started, a lane's thread only claims; its workers live as long as the lane and
+// take messages from the passes it queues. An unthrottled lane claims its next pass while the
+// workers send the current one, so the connections do not idle through a claim; a rate-limited
+// lane claims one pass at a time, since a pass claimed early would spend its lease waiting.
 //
 // Just before an email or SMS goes out, consent, the address, frequency caps and quiet hours are
-// checked again (on the pass's read) with the engine's own DeliverHeld: withdrawn consent cancels
-// the message, quiet hours defer it to the window's end. Outcomes: kSent -> sent; kTransient ->
-// retried with exponential backoff and full jitter (half to all of initial * 2^(attempt-1), at
-// most retry_max) until max_attempts, then dead; kPermanent -> dead at once (a dead letter,
-// visible in GET /v1/messages?status=dead). Secrets (webhook keys, Slack URLs, SMTP passwords)
-// come from the configuration at send time and are never stored in the outbox.
+// checked again (on its chunk's read) with the engine's own DeliverHeld: withdrawn consent
+// cancels the message, quiet hours defer it to the window's end. Outcomes: kSent -> sent;
+// kTransient -> retried with exponential backoff and full jitter (half to all of initial *
+// 2^(attempt-1), at most retry_max) until max_attempts, then dead; kPermanent -> dead at once (a
+// dead letter, visible in GET /v1/messages?status=dead). Secrets (webhook keys, Slack URLs, SMTP
+// passwords) come from the configuration at send time and are never stored in the outbox.
 #ifndef ITINERA_ORCHESTRATOR_DISPATCHER_H_
 #define ITINERA_ORCHESTRATOR_DISPATCHER_H_
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -95,12 +102,14 @@ class Dispatcher {
 
   // One pass of one lane: claims what is due and delivers it, on the caller's thread and
   // `connections` - 1 more, and records every outcome before it returns. Returns how many
-  // messages were handled (not given back). For tests and for Start's threads.
+  // messages were handled (not given back). For tests and tools; not while the lane is started.
   Result<int> RunLane(const std::string& lane);
 
   const LaneStats& stats(const std::string& lane) const { return *lanes_.at(lane)->stats; }
 
  private:
+  struct Pass;          // one claimed batch being delivered (dispatcher.cc)
+  struct CustomerRead;  // the pre-send read of part of a pass (dispatcher.cc)
   struct Lane {
     std::string name;
     std::vector<LaneConnectors> connectors;  // one set per worker; made on first use
@@ -108,19 +117,34 @@ class Dispatcher {
     std::mutex throttle_mu;
     std::chrono::steady_clock::time_point next_send{};  // guarded by throttle_mu
     std::unique_ptr<LaneStats> stats = std::make_unique<LaneStats>();
-    std::thread thread;
-  };
-  struct Pass;  // one claimed batch being delivered (dispatcher.cc)
+    std::thread thread;  // claims and queues passes (Loop)
 
+    // The started lane's sender workers (Serve), one per connection, made at its first pass.
+    std::vector<std::thread> workers;
+    std::mutex queue_mu;
+    std::condition_variable queue_cv;         // a pass queued or finished, or the lane closed
+    std::deque<std::shared_ptr<Pass>> queue;  // passes with messages not yet taken
+    int unfinished = 0;   // passes queued and not all recorded; guarded by queue_mu
+    bool closed = false;  // the lane thread has stopped: workers leave once the queue is empty
+  };
+
+  // A started lane's thread: claims a pass whenever fewer than its depth are unfinished.
   void Loop(Lane& lane);
+  // A started lane's sender worker: works on the queued passes until the lane closes.
+  void Serve(Lane& lane, LaneConnectors& connectors);
   void MakeConnectors(Lane& lane);
   int ClaimSize(const Lane& lane) const;
-  // Reads the profiles and recent sends of the pass's email and SMS customers.
-  void ReadCustomers(Pass& pass, Time now);
-  // A sender worker: takes the pass's messages one at a time until none is left.
+  // Claims up to ClaimSize of the lane's due messages; null when none is due.
+  Result<std::shared_ptr<Pass>> Claim(Lane& lane);
+  // Reads, once, the profiles and recent sends of the email and SMS customers of one chunk of
+  // the pass's messages (dispatcher.cc).
+  const CustomerRead& ReadCustomers(Pass& pass, size_t chunk);
+  // A sender worker: takes the pass's messages one at a time until none is left. The worker
+  // that finishes the pass's last message records what is left of its outcomes.
   void Work(Pass& pass, LaneConnectors& connectors);
   // Delivers one claimed message and reports its outcome.
-  void Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& message);
+  void Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& message,
+               const CustomerRead& read);
   // Adds an outcome to the pass; records a chunk once enough are waiting.
   void Report(Pass& pass, OutboxOutcome outcome);
   void Flush(const std::string& lane, const std::vector<OutboxOutcome>& outcomes);

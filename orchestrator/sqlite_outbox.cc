@@ -64,6 +64,7 @@ Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Se
                                                          const std::string& channel) {
   std::lock_guard lock(mu_);
   std::vector<OutboxMessage> out;
+  std::vector<int64_t> rowids;  // the claimed rows, updated by rowid: no lookup through the id
   Status s = Transaction([&]() -> Status {
     auto read = [&](Query& q) -> Status {
       int rc;
@@ -71,28 +72,31 @@ Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Se
         auto m = ReadOutboxRow(q);
         if (!m.ok()) return m.error();
         out.push_back(std::move(*m));
+        rowids.push_back(q.Int(13));
       }
       if (rc != SQLITE_DONE) return StorageError("read due messages");
       return Status::Ok();
     };
     if (channel.empty()) {
       ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
-                     "FROM outbox WHERE status = 'pending' AND not_before <= ? "
+                     ", outbox.rowid FROM outbox WHERE status = 'pending' AND not_before <= ? "
                      "ORDER BY not_before, id LIMIT ?");
       q.Bind(Secs(now)).Bind(Limit(limit));
       if (Status r = read(q); !r.ok()) return r;
     } else {
       ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
-                     "FROM outbox WHERE status = 'pending' AND channel = ? AND not_before <= ? "
+                     ", outbox.rowid FROM outbox WHERE status = 'pending' AND channel = ? "
+                     "AND not_before <= ? "
                      "ORDER BY not_before, id LIMIT ?");
       q.Bind(channel).Bind(Secs(now)).Bind(Limit(limit));
       if (Status r = read(q); !r.ok()) return r;
     }
-    for (OutboxMessage& m : out) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      OutboxMessage& m = out[i];
       m.attempts += 1;
       m.not_before = now + lease;
-      ITINERA_SQL(q, "UPDATE outbox SET attempts = ?, not_before = ? WHERE id = ?");
-      if (q.Bind(m.attempts).Bind(Secs(m.not_before)).Bind(m.id).Step() != SQLITE_DONE) {
+      ITINERA_SQL(q, "UPDATE outbox SET attempts = ?, not_before = ? WHERE rowid = ?");
+      if (q.Bind(m.attempts).Bind(Secs(m.not_before)).Bind(rowids[i]).Step() != SQLITE_DONE) {
         return StorageError("claim message");
       }
     }

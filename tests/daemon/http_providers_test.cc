@@ -251,9 +251,11 @@ TEST_F(HttpProvidersTest, DeliveryConnectionsBoundTheSendsInFlight) {
 
 TEST_F(HttpProvidersTest, ConsentWithdrawnBeforeDispatchCancelsTheMessage) {
   connectors::testing::Reply slow;
-  slow.delay = std::chrono::milliseconds(2500);  // holds the SMS lane for a while
+  slow.delay = std::chrono::milliseconds(2500);  // holds the SMS lane's one connection a while
   sms_.Script(slow);
-  d_.WriteConfig(Config());
+  ConfigText config = Config();
+  config.delivery = "connections = 1\n";
+  d_.WriteConfig(config);
   d_.WriteJourney("sms_only", kSmsOnlyJourney);
   ASSERT_TRUE(d_.Start());
   Lead("c-a");

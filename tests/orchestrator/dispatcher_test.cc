@@ -1,11 +1,14 @@
 #include "orchestrator/dispatcher.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "daemon_fixture.h"
@@ -588,6 +591,166 @@ TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnlyWhatItCanSendInTime) {
   for (const OutboxMessage& m : Pending()) {
     if (m.channel == "email") {
       EXPECT_EQ(m.attempts, 0) << m.id;  // not claimed, so not given back either
+    }
+  }
+}
+
+// The lane's email messages claimed at least once (given back or not), sent or pending.
+int ClaimedEmails(Store& store) {
+  int claimed = 0;
+  for (auto status : {MessageStatus::kPending, MessageStatus::kSent}) {
+    auto messages = store.ListMessages(status, 1000);
+    if (!messages.ok()) return -1;
+    for (const OutboxMessage& m : *messages) claimed += m.channel == "email" && m.attempts > 0;
+  }
+  return claimed;
+}
+
+// Polls `done` every 5 ms for up to 5 s.
+bool Eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+TEST_F(DispatcherTest, AStartedLaneClaimsItsNextPassWhileSending) {
+  Hanging hanging;
+  email_ = &hanging;
+  Customers(4);
+  DispatcherOptions options;
+  options.connections = 1;
+  options.claim = 2;  // two passes of two
+  MakeDispatcher(options);
+  dispatcher_->Start();
+  ASSERT_TRUE(hanging.WaitCalled());
+  // The first pass's first send hangs; meanwhile the second pass is claimed.
+  EXPECT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 4; }));
+  hanging.Release();
+  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 4; }));
+  dispatcher_->Stop();
+  EXPECT_EQ(Emails(MessageStatus::kSent), 4u);
+}
+
+TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnePassAtATime) {
+  Hanging hanging;
+  email_ = &hanging;
+  Customers(4);
+  DispatcherOptions options;
+  options.connections = 1;
+  options.claim = 2;
+  options.rates["email"] = 1000;
+  MakeDispatcher(options);
+  dispatcher_->Start();
+  ASSERT_TRUE(hanging.WaitCalled());
+  // A pass claimed ahead would spend its lease waiting for the rate: none is.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(ClaimedEmails(store_), 2);
+  hanging.Release();
+  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 4; }));
+  dispatcher_->Stop();
+}
+
+TEST_F(DispatcherTest, AStartedLanesWorkersServeEveryPass) {
+  // Each connector instance records the threads that sent through it (kernel thread ids, which
+  // a new thread does not reuse as it may a joined thread's std::thread::id).
+  class ThreadRecorder final : public connectors::Connector {
+   public:
+    Delivery Send(const connectors::Message&) override {
+      {
+        std::lock_guard lock(mu);
+        threads.insert(gettid());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return Delivery{Delivery::kSent, "ok", ""};
+    }
+    std::mutex mu;
+    std::set<pid_t> threads;
+  };
+  Customers(8);
+  std::vector<ThreadRecorder*> instances;
+  DispatcherOptions options;
+  options.connections = 2;
+  options.claim = 2;  // four passes
+  Dispatcher d(store_, clock_, *registry_, config_.directory, options,
+               [&](const std::string& lane) {
+                 LaneConnectors c;
+                 if (lane == "email") {
+                   auto email = std::make_unique<ThreadRecorder>();
+                   instances.push_back(email.get());
+                   c.email = std::move(email);
+                 }
+                 return c;
+               });
+  d.Start();
+  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 8; }));
+  d.Stop();
+  ASSERT_EQ(instances.size(), 2u);
+  std::set<pid_t> all;
+  for (ThreadRecorder* connector : instances) {
+    EXPECT_EQ(connector->threads.size(), 1u);  // one worker per connection, for every pass
+    all.insert(connector->threads.begin(), connector->threads.end());
+  }
+  EXPECT_EQ(all.size(), 2u);
+}
+
+TEST_F(DispatcherTest, APassReadsItsCustomersAChunkAheadOfItsSends) {
+  // During the second send every customer withdraws email consent. The pass read its first 256
+  // customers before the first send and the next 256 right after it, ahead of their sends; the
+  // rest are read once the second chunk is begun, and see the withdrawal.
+  class Withdrawing final : public connectors::Connector {
+   public:
+    explicit Withdrawing(Store& store) : store_(store) {}
+    Delivery Send(const connectors::Message&) override {
+      if (sends_++ == 1) {
+        for (int i = 1; i <= 600; ++i) {
+          EXPECT_TRUE(
+              store_.UpsertProfile("c-" + std::to_string(i), {{"consent", {{"email", false}}}})
+                  .ok());
+        }
+      }
+      return Delivery{Delivery::kSent, "ok", ""};
+    }
+
+   private:
+    Store& store_;
+    int sends_ = 0;
+  } withdrawing(store_);
+  email_ = &withdrawing;
+  Customers(600);
+  CountingStore counting(store_);
+  DispatcherOptions options;
+  options.connections = 1;
+  options.claim = 600;  // one pass
+  auto d = DispatcherOn(counting, options);
+  ASSERT_TRUE(d->RunLane("email").ok());
+  EXPECT_EQ(counting.loads.load(), 3);
+  EXPECT_EQ(Emails(MessageStatus::kSent), 512u);
+  EXPECT_EQ(Emails(MessageStatus::kCancelled), 88u);
+}
+
+TEST_F(DispatcherTest, AStartedLaneGivesBackItsQueuedPassOnStop) {
+  Hanging hanging;
+  email_ = &hanging;
+  Customers(4);
+  DispatcherOptions options;
+  options.connections = 1;
+  options.claim = 2;
+  MakeDispatcher(options);
+  dispatcher_->Start();
+  ASSERT_TRUE(hanging.WaitCalled());
+  ASSERT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 4; }));
+  std::thread stopper([&] { dispatcher_->Stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // Stop has begun
+  hanging.Release();
+  stopper.join();
+  // The hanging send finished; its pass's other message and the whole queued pass came back.
+  EXPECT_EQ(Emails(MessageStatus::kSent), 1u);
+  EXPECT_EQ(Emails(MessageStatus::kPending), 3u);
+  for (const OutboxMessage& m : Pending()) {
+    if (m.channel == "email") {
+      EXPECT_LE(m.not_before, clock_.Now()) << m.id;  // due at once
     }
   }
 }
