@@ -163,6 +163,18 @@ class DispatcherTest : public DaemonFixture {
     Drain();
   }
 
+  // Four emails on a started lane with one connection that claims two at a time; its first send
+  // hangs until the test releases `hanging`.
+  void StartWithHangingSend(Hanging& hanging, DispatcherOptions options = {}) {
+    email_ = &hanging;
+    Customers(4);
+    options.connections = 1;
+    options.claim = 2;
+    MakeDispatcher(options);
+    dispatcher_->Start();
+    ASSERT_TRUE(hanging.WaitCalled());
+  }
+
   // The email messages with the status.
   size_t Emails(MessageStatus status) {
     auto messages = store_.ListMessages(status, 1000);
@@ -617,14 +629,7 @@ bool Eventually(const std::function<bool()>& done) {
 
 TEST_F(DispatcherTest, AStartedLaneClaimsItsNextPassWhileSending) {
   Hanging hanging;
-  email_ = &hanging;
-  Customers(4);
-  DispatcherOptions options;
-  options.connections = 1;
-  options.claim = 2;  // two passes of two
-  MakeDispatcher(options);
-  dispatcher_->Start();
-  ASSERT_TRUE(hanging.WaitCalled());
+  ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging));  // two passes of two
   // The first pass's first send hangs; meanwhile the second pass is claimed.
   EXPECT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 4; }));
   hanging.Release();
@@ -635,15 +640,9 @@ TEST_F(DispatcherTest, AStartedLaneClaimsItsNextPassWhileSending) {
 
 TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnePassAtATime) {
   Hanging hanging;
-  email_ = &hanging;
-  Customers(4);
   DispatcherOptions options;
-  options.connections = 1;
-  options.claim = 2;
   options.rates["email"] = 1000;
-  MakeDispatcher(options);
-  dispatcher_->Start();
-  ASSERT_TRUE(hanging.WaitCalled());
+  ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging, options));
   // A pass claimed ahead would spend its lease waiting for the rate: none is.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(ClaimedEmails(store_), 2);
@@ -732,14 +731,7 @@ TEST_F(DispatcherTest, APassReadsItsCustomersAChunkAheadOfItsSends) {
 
 TEST_F(DispatcherTest, AStartedLaneGivesBackItsQueuedPassOnStop) {
   Hanging hanging;
-  email_ = &hanging;
-  Customers(4);
-  DispatcherOptions options;
-  options.connections = 1;
-  options.claim = 2;
-  MakeDispatcher(options);
-  dispatcher_->Start();
-  ASSERT_TRUE(hanging.WaitCalled());
+  ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging));
   ASSERT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 4; }));
   std::thread stopper([&] { dispatcher_->Stop(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // Stop has begun
