@@ -171,13 +171,17 @@ void Dispatcher::Stop() {
 }
 
 void Dispatcher::Loop(Lane& lane) {
-  // How many passes may be unfinished at once: the one being sent and the next one, claimed
-  // ahead. A rate-limited lane's next pass would only wait for the current one, using its lease.
-  const int depth = lane.rate > 0 ? 1 : 2;
   while (!stopping_) {
     {
+      // How many passes may be unfinished at once: the one being sent, and the next one claimed
+      // ahead when the last pass took less than a quarter of the lease. A pass claimed ahead
+      // waits for the current one, and its lease runs meanwhile: behind a slow or rate-limited
+      // pass it would be given back late, each of its messages an attempt the poorer.
       std::unique_lock lock(lane.queue_mu);
-      lane.queue_cv.wait(lock, [&] { return stopping_ || lane.unfinished < depth; });
+      lane.queue_cv.wait(lock, [&] {
+        const int depth = lane.rate <= 0 && lane.quick ? 2 : 1;
+        return stopping_ || lane.unfinished < depth;
+      });
     }
     if (stopping_) break;
     uint64_t seen;
@@ -313,7 +317,7 @@ void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
     // Give back what we will not get to: on stop, or when a send started now might outlast the
     // lease (another daemon could then claim and send it too). Checked after the rate limit's
     // wait, right before the send.
-    bool late = std::chrono::steady_clock::now() - pass.started > options_.lease / 2;
+    bool late = std::chrono::steady_clock::now() - pass.started > Lease() / 2;
     if (stopping_ || late) {
       Report(pass, {m.id, OutboxOutcome::kRetry, clock_.Now(), m.last_error});
     } else {
@@ -334,6 +338,7 @@ void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
       {
         std::lock_guard lock(pass.lane.queue_mu);
         --pass.lane.unfinished;
+        pass.lane.quick = std::chrono::steady_clock::now() - pass.started < Lease() / 4;
       }
       pass.lane.queue_cv.notify_all();
     }

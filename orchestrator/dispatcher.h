@@ -16,9 +16,10 @@
 // once its lease runs out.
 //
 // Once started, a lane's thread only claims; its workers live as long as the lane and
-// take messages from the passes it queues. An unthrottled lane claims its next pass while the
-// workers send the current one, so the connections do not idle through a claim; a rate-limited
-// lane claims one pass at a time, since a pass claimed early would spend its lease waiting.
+// take messages from the passes it queues. An unthrottled lane whose last pass took under a
+// quarter of the lease claims its next pass while the workers send the current one, so the
+// connections do not idle through a claim; a rate-limited or slow lane claims one pass at a
+// time, since a pass claimed early would spend its lease waiting.
 //
 // Just before an email or SMS goes out, consent, the address, frequency caps and quiet hours are
 // checked again (on its chunk's read) with the engine's own DeliverHeld: withdrawn consent
@@ -125,6 +126,7 @@ class Dispatcher {
     std::condition_variable queue_cv;         // a pass queued or finished, or the lane closed
     std::deque<std::shared_ptr<Pass>> queue;  // passes with messages not yet taken
     int unfinished = 0;   // passes queued and not all recorded; guarded by queue_mu
+    bool quick = false;   // the last pass took under a quarter of the lease; guarded by queue_mu
     bool closed = false;  // the lane thread has stopped: workers leave once the queue is empty
   };
 
@@ -134,6 +136,8 @@ class Dispatcher {
   void Serve(Lane& lane, LaneConnectors& connectors);
   void MakeConnectors(Lane& lane);
   int ClaimSize(const Lane& lane) const;
+  // The lease, fine enough to be divided (a lease of 1 s halves to 500 ms, not 0).
+  std::chrono::duration<double> Lease() const { return options_.lease; }
   // Claims up to ClaimSize of the lane's due messages; null when none is due.
   Result<std::shared_ptr<Pass>> Claim(Lane& lane);
   // Reads, once, the profiles and recent sends of the email and SMS customers of one chunk of

@@ -33,11 +33,13 @@ class Forward final : public connectors::Connector {
   connectors::Connector* to_;
 };
 
-// Blocks every Send until released: a provider that hangs.
+// Blocks every Send after the first `free` until released: a provider that hangs.
 class Hanging final : public connectors::Connector {
  public:
+  explicit Hanging(int free = 0) : free_(free) {}
   Delivery Send(const connectors::Message&) override {
     std::unique_lock lock(mu_);
+    if (free_-- > 0) return Delivery{Delivery::kSent, "quick", ""};
     ++calls_;
     cv_.notify_all();
     cv_.wait(lock, [&] { return released_; });
@@ -56,7 +58,8 @@ class Hanging final : public connectors::Connector {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  int calls_ = 0;
+  int free_;
+  int calls_ = 0;  // sends that hung
   bool released_ = false;
 };
 
@@ -163,16 +166,28 @@ class DispatcherTest : public DaemonFixture {
     Drain();
   }
 
-  // Four emails on a started lane with one connection that claims two at a time; its first send
-  // hangs until the test releases `hanging`.
+  // Six emails on a started lane with one connection that claims two at a time. The first pass
+  // goes out at once (`hanging` lets two sends through), so the lane knows its passes are quick;
+  // the second pass's first send hangs until the test releases `hanging`.
   void StartWithHangingSend(Hanging& hanging, DispatcherOptions options = {}) {
-    email_ = &hanging;
-    Customers(4);
+    Customers(6);
     options.connections = 1;
     options.claim = 2;
     MakeDispatcher(options);
+    SendAlerts();
+    email_ = &hanging;
     dispatcher_->Start();
     ASSERT_TRUE(hanging.WaitCalled());
+  }
+
+  // Sends the reps' alerts, which go by email too, through connectors made now: those of the
+  // email lane, made later, may then count or hold the emails alone.
+  void SendAlerts() {
+    for (int i = 0; i < 100; ++i) {
+      auto handled = dispatcher_->RunLane("alert");
+      ASSERT_TRUE(handled.ok());
+      if (*handled == 0) return;
+    }
   }
 
   // The email messages with the status.
@@ -628,26 +643,59 @@ bool Eventually(const std::function<bool()>& done) {
 }
 
 TEST_F(DispatcherTest, AStartedLaneClaimsItsNextPassWhileSending) {
-  Hanging hanging;
-  ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging));  // two passes of two
-  // The first pass's first send hangs; meanwhile the second pass is claimed.
-  EXPECT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 4; }));
+  Hanging hanging(2);                                      // the first pass goes out
+  ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging));  // three passes of two
+  // The second pass's first send hangs; meanwhile the third pass is claimed.
+  EXPECT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 6; }));
   hanging.Release();
-  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 4; }));
+  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 6; }));
   dispatcher_->Stop();
-  EXPECT_EQ(Emails(MessageStatus::kSent), 4u);
+  EXPECT_EQ(Emails(MessageStatus::kSent), 6u);
+}
+
+TEST_F(DispatcherTest, ALaneWhosePassesAreSlowClaimsOnePassAtATime) {
+  // Each send takes 150 ms, so a pass of two takes more than a quarter of the 1 s lease.
+  class Slow final : public connectors::Connector {
+   public:
+    explicit Slow(Store& store) : store_(store) {}
+    Delivery Send(const connectors::Message&) override {
+      if (++sends_ == 4) claimed_at_fourth = ClaimedEmails(store_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      return Delivery{Delivery::kSent, "slow", ""};
+    }
+    int claimed_at_fourth = -1;
+
+   private:
+    Store& store_;
+    int sends_ = 0;
+  } slow(store_);
+  Customers(6);
+  DispatcherOptions options;
+  options.connections = 1;
+  options.claim = 2;
+  options.lease = Seconds{1};
+  MakeDispatcher(options);
+  SendAlerts();
+  email_ = &slow;
+  dispatcher_->Start();
+  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 6; }));
+  dispatcher_->Stop();
+  // The second pass was claimed once the first was done, and the third not while the second
+  // was sent: claimed ahead, it would have waited out part of its lease.
+  EXPECT_EQ(slow.claimed_at_fourth, 4);
+  EXPECT_EQ(Emails(MessageStatus::kSent), 6u);
 }
 
 TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnePassAtATime) {
-  Hanging hanging;
+  Hanging hanging(2);  // the first pass goes out
   DispatcherOptions options;
   options.rates["email"] = 1000;
   ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging, options));
   // A pass claimed ahead would spend its lease waiting for the rate: none is.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(ClaimedEmails(store_), 2);
+  EXPECT_EQ(ClaimedEmails(store_), 4);
   hanging.Release();
-  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 4; }));
+  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 6; }));
   dispatcher_->Stop();
 }
 
@@ -730,15 +778,16 @@ TEST_F(DispatcherTest, APassReadsItsCustomersAChunkAheadOfItsSends) {
 }
 
 TEST_F(DispatcherTest, AStartedLaneGivesBackItsQueuedPassOnStop) {
-  Hanging hanging;
+  Hanging hanging(2);  // the first pass goes out
   ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging));
-  ASSERT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 4; }));
+  ASSERT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 6; }));
   std::thread stopper([&] { dispatcher_->Stop(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // Stop has begun
   hanging.Release();
   stopper.join();
-  // The hanging send finished; its pass's other message and the whole queued pass came back.
-  EXPECT_EQ(Emails(MessageStatus::kSent), 1u);
+  // The first pass and the hanging send went out; the hanging send's pass's other message and
+  // the whole queued pass came back.
+  EXPECT_EQ(Emails(MessageStatus::kSent), 3u);
   EXPECT_EQ(Emails(MessageStatus::kPending), 3u);
   for (const OutboxMessage& m : Pending()) {
     if (m.channel == "email") {
