@@ -9,12 +9,14 @@
 #include <thread>
 
 #include "orchestrator/memory_store.h"
+#include "tests/orchestrator/eventually.h"
 #include "tests/orchestrator/forwarding_store.h"
 
 namespace itinera::orch {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Eventually;
 
 // Announces the partitions the test queues, one list per Wait.
 class ScriptedWatch final : public EventWatch {
@@ -86,15 +88,6 @@ class FakeSharedStore final : public testing::ForwardingStore {
   std::string released;
   int renewals = 0;
 };
-
-bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
 
 TEST(ClusterMemberTest, HoldsWhatItRenewsAndWakesTheProcessorForNewPartitions) {
   MemoryStore memory;

@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "daemon_fixture.h"
+#include "tests/orchestrator/eventually.h"
 #include "tests/orchestrator/forwarding_store.h"
 
 namespace itinera::orch {
@@ -21,6 +21,7 @@ using connectors::Delivery;
 using connectors::FakeConnector;
 using nlohmann::json;
 using testing::DaemonFixture;
+using testing::Eventually;
 using testing::T;
 
 // Hands a lane a connector the test keeps (LaneConnectors owns its connectors).
@@ -631,15 +632,6 @@ int ClaimedEmails(Store& store) {
     for (const OutboxMessage& m : *messages) claimed += m.channel == "email" && m.attempts > 0;
   }
   return claimed;
-}
-
-// Polls `done` every 5 ms for up to 5 s.
-bool Eventually(const std::function<bool()>& done) {
-  for (int i = 0; i < 1000; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return done();
 }
 
 TEST_F(DispatcherTest, AStartedLaneClaimsItsNextPassWhileSending) {
