@@ -7,7 +7,7 @@ ITINERA_PACKAGES=(
   libkainjow-mustache-dev libgtest-dev libbenchmark-dev
   libsqlite3-dev libcurl4-openssl-dev libssl-dev libboost-dev libcpp-httplib-dev
   libpqxx-dev libjemalloc-dev postgresql
-  python3 python3-aiosmtpd
+  python3 python3-aiosmtpd openssl
 )
 
 # What the benchmarks drive or measure against (scripts/bench; scripts/test runs a smoke of each):

@@ -10,13 +10,18 @@ connections it has seen to --dir/connections. Recipients steer failures:
   defer451@...   -> RCPT answered "451 4.3.0 try again later"
   data554@...    -> accepted, then the DATA answered "554 5.6.0 content rejected"
   data452@...    -> accepted, then the DATA answered "452 4.3.1 out of storage"
-With --user/--password, AUTH PLAIN is required before MAIL.
+With --user/--password, AUTH PLAIN is required before MAIL. With --tls starttls or --tls
+implicit, the server makes itself a certificate for "localhost" (--dir/cert.pem, which is also
+the CA a client should trust) and requires STARTTLS before MAIL, or speaks TLS from the first
+byte.
 """
 import argparse
 import os
 import warnings
 import signal
 import socket
+import ssl
+import subprocess
 import threading
 
 from aiosmtpd.controller import Controller
@@ -83,6 +88,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def make_tls_context(folder):
+    """A self-signed certificate for the DNS name "localhost" only, made with openssl(1)."""
+    cert = os.path.join(folder, "cert.pem")
+    key = os.path.join(folder, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def main():
     warnings.simplefilter("ignore")  # aiosmtpd warns about AUTH without TLS; this is loopback
     parser = argparse.ArgumentParser()
@@ -90,6 +109,7 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--tls", choices=["starttls", "implicit"])
     args = parser.parse_args()
 
     smtp_kwargs = {"decode_data": False, "enable_SMTPUTF8": False}
@@ -105,9 +125,16 @@ def main():
         smtp_kwargs.update(authenticator=authenticator, auth_required=True,
                            auth_require_tls=False, auth_exclude_mechanism=["LOGIN"])
 
+    controller_kwargs = {}
+    if args.tls == "starttls":
+        smtp_kwargs.update(tls_context=make_tls_context(args.dir), require_starttls=True)
+    elif args.tls == "implicit":
+        controller_kwargs["ssl_context"] = make_tls_context(args.dir)
+
     port = args.port or free_port()
     controller = CountingController(Recorder(args.dir), args.dir, hostname="127.0.0.1",
-                                    port=port, ready_timeout=10, **smtp_kwargs)
+                                    port=port, ready_timeout=10, **controller_kwargs,
+                                    **smtp_kwargs)
     # Controller.start() probes the port with a connection of its own; start the count after.
     controller.start()
     with LOCK:

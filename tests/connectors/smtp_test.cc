@@ -3,15 +3,21 @@
 #include "connectors/smtp.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "tests/connectors/mime_parse.h"
 #include "tests/connectors/temp_dir.h"
@@ -32,10 +38,10 @@ std::string ReadFile(const fs::path& path) {
 // Runs the test SMTP server for the lifetime of the object.
 class SmtpServer {
  public:
-  explicit SmtpServer(const fs::path& dir, const std::string& auth_args = "") {
+  explicit SmtpServer(const fs::path& dir, const std::string& args = "") {
     std::string command = "exec /usr/bin/python3 " ITINERA_SOURCE_DIR
                           "/tests/connectors/smtp_server.py --dir '" +
-                          dir.string() + "' " + auth_args;
+                          dir.string() + "' " + args;
     pipe_ = ::popen(command.c_str(), "r");
     if (pipe_ == nullptr) return;
     char line[128] = {};
@@ -60,6 +66,118 @@ class SmtpServer {
   int port_ = 0;
   int pid_ = 0;
 };
+
+// One connection of a ScriptedPeer: what the client sent, line by line, and what to answer.
+class PeerConnection {
+ public:
+  explicit PeerConnection(int fd) : fd_(fd) {}
+  void Say(const std::string& text) { (void)::send(fd_, text.data(), text.size(), MSG_NOSIGNAL); }
+  // The next line without its CRLF; "" once the client closes or after 5 s of silence.
+  std::string Line() {
+    for (;;) {
+      size_t eol = in_.find("\r\n");
+      if (eol != std::string::npos) {
+        std::string line = in_.substr(0, eol);
+        in_.erase(0, eol + 2);
+        return line;
+      }
+      if (!Receive(5000)) return "";
+    }
+  }
+  // Reads a message up to and including its end-of-data line.
+  std::string Message() {
+    std::string body;
+    for (std::string line = Line(); line != "."; line = Line()) {
+      if (line.empty() && in_.empty() && !open_) return body;
+      body += line + "\r\n";
+    }
+    return body;
+  }
+  // True if the client sends nothing more for `ms` milliseconds.
+  bool Quiet(int ms) { return in_.empty() && !Receive(ms); }
+
+ private:
+  bool Receive(int ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, ms) <= 0) return false;
+    char buffer[4096];
+    ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+    if (n <= 0) {
+      open_ = false;
+      return false;
+    }
+    in_.append(buffer, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_;
+  std::string in_;
+  bool open_ = true;
+};
+
+// A scripted SMTP server on a loopback port, for what aiosmtpd does not show: how the client
+// groups its commands, and a connection closed under it. Connections are served one after
+// another on a thread of the peer's own; `script` gets each and its number (1, 2, ...), and the
+// connection closes when the script returns.
+class ScriptedPeer {
+ public:
+  using Script = std::function<void(PeerConnection&, int)>;
+  explicit ScriptedPeer(Script script) : script_(std::move(script)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listener_, 8) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedPeer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    ::close(listener_);
+  }
+  ScriptedPeer(const ScriptedPeer&) = delete;
+  ScriptedPeer& operator=(const ScriptedPeer&) = delete;
+
+  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
+  int accepted() const { return accepted_; }
+  int finished() const { return finished_; }  // connections the peer has closed
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) continue;
+      PeerConnection connection(fd);
+      script_(connection, ++accepted_);
+      ::close(fd);
+      ++finished_;
+    }
+  }
+
+  Script script_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> finished_{0};
+  std::thread thread_;
+};
+
+// The peer's side of a session up to the first MAIL FROM: greeting and EHLO reply.
+void Greet(PeerConnection& c, bool pipelining) {
+  c.Say("220 peer ESMTP\r\n");
+  c.Line();  // EHLO
+  c.Say(pipelining ? "250-peer\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                   : "250-peer\r\n250 8BITMIME\r\n");
+}
 
 Message Mail(std::string to) {
   Message m;
@@ -205,6 +323,185 @@ TEST(SmtpConnectTest, RefusedConnectionIsTransient) {
   EXPECT_EQ(d.outcome, Delivery::kTransient) << d.error;
 }
 
+SmtpConfig PeerConfig(const ScriptedPeer& peer) {
+  SmtpConfig config;
+  config.url = peer.url();
+  config.helo_domain = "motors.example";
+  config.connect_timeout = std::chrono::milliseconds(2000);
+  config.total_timeout = std::chrono::milliseconds(3000);
+  return config;
+}
+
+TEST(SmtpPipeliningTest, SendsTheEnvelopeAsOneGroupWhenTheServerOffersPipelining) {
+  std::string helo, mail, rcpt, data, body;
+  // The peer answers nothing until it has all three commands: a client that waited for the
+  // reply to MAIL FROM would time out.
+  ScriptedPeer peer([&](PeerConnection& c, int) {
+    c.Say("220 peer ESMTP\r\n");
+    helo = c.Line();
+    c.Say("250-peer\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+    mail = c.Line();
+    rcpt = c.Line();
+    data = c.Line();
+    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+    body = c.Message();
+    c.Say("250 2.0.0 Ok: queued as P1\r\n");
+    c.Line();  // QUIT
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  Message m = Mail("jana@example.cz");
+  m.html_body.clear();
+  m.text_body = "Line one\n.hidden dot";
+  Delivery d = (*smtp)->Send(m);
+  EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
+  EXPECT_EQ(d.provider_id, "250 2.0.0 Ok: queued as P1");
+  smtp->reset();  // QUIT
+  EXPECT_EQ(helo, "EHLO motors.example");
+  EXPECT_EQ(mail, "MAIL FROM:<hello@motors.example>");
+  EXPECT_EQ(rcpt, "RCPT TO:<jana@example.cz>");
+  EXPECT_EQ(data, "DATA");
+  EXPECT_NE(body.find("\r\n..hidden dot\r\n"), std::string::npos) << body;
+}
+
+TEST(SmtpPipeliningTest, WaitsForEachReplyWhenTheServerDoesNotOfferPipelining) {
+  std::vector<std::string> lines;
+  bool waited = true;
+  ScriptedPeer peer([&](PeerConnection& c, int) {
+    Greet(c, /*pipelining=*/false);
+    for (const char* reply : {"250 2.1.0 Ok\r\n", "250 2.1.5 Ok\r\n", "354 go ahead\r\n"}) {
+      lines.push_back(c.Line());
+      waited = waited && c.Quiet(200);  // nothing more until this command is answered
+      c.Say(reply);
+    }
+    c.Message();
+    c.Say("250 2.0.0 Ok: queued as P2\r\n");
+    c.Line();
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
+  smtp->reset();
+  EXPECT_TRUE(waited);
+  EXPECT_EQ(lines, (std::vector<std::string>{"MAIL FROM:<hello@motors.example>",
+                                             "RCPT TO:<jana@example.cz>", "DATA"}));
+}
+
+TEST(SmtpPipeliningTest, ReopensAConnectionTheServerClosedWhileIdle) {
+  ScriptedPeer peer([&](PeerConnection& c, int n) {
+    Greet(c, /*pipelining=*/true);
+    c.Line();
+    c.Line();
+    c.Line();
+    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+    c.Message();
+    c.Say("250 2.0.0 Ok: queued as Q" + std::to_string(n) + "\r\n");
+    if (n > 1) c.Line();  // the first connection closes, as at a server's idle timeout
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  EXPECT_EQ((*smtp)->Send(Mail("jana@example.cz")).outcome, Delivery::kSent);
+  for (int i = 0; i < 200 && peer.finished() < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(peer.finished(), 1);
+  Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
+  EXPECT_EQ(d.provider_id, "250 2.0.0 Ok: queued as Q2");
+  EXPECT_EQ(peer.accepted(), 2);
+}
+
+TEST(SmtpPipeliningTest, AServerClosingMidTransactionIsTransientAndNotRetried) {
+  ScriptedPeer peer([&](PeerConnection& c, int) {
+    Greet(c, /*pipelining=*/true);
+    c.Line();
+    c.Line();
+    c.Line();
+    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+    c.Message();  // and closes without answering the message
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(d.outcome, Delivery::kTransient);
+  EXPECT_EQ(peer.accepted(), 1);  // the message may have arrived: never sent twice by itself
+}
+
+// TLS against aiosmtpd with a certificate it makes for "localhost" (tests/connectors/
+// smtp_server.py --tls).
+class SmtpTlsTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& mode) {
+    server_ = std::make_unique<SmtpServer>(dir_.path(), "--tls " + mode);
+    ASSERT_TRUE(server_->running()) << "the aiosmtpd test server did not start with TLS";
+  }
+  SmtpConfig Config(const std::string& scheme, const std::string& host) {
+    SmtpConfig config;
+    config.url = scheme + "://" + host + ":" + std::to_string(server_->port());
+    config.ca_file = (dir_.path() / "cert.pem").string();
+    config.connect_timeout = std::chrono::milliseconds(2000);
+    config.total_timeout = std::chrono::milliseconds(10000);
+    return config;
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<SmtpServer> server_;
+};
+
+TEST_F(SmtpTlsTest, DeliversAfterStartTls) {
+  Start("starttls");  // the server refuses MAIL before STARTTLS
+  SmtpConfig config = Config("smtp", "localhost");
+  config.url += "?starttls=1";
+  auto smtp = SmtpConnector::Create(config);
+  ASSERT_TRUE(smtp.ok()) << smtp.error().message;
+  for (int i = 0; i < 2; ++i) {  // and keeps the TLS connection for the next message
+    Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+    EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
+  }
+  EXPECT_TRUE(fs::exists(dir_.path() / "2.eml"));
+  EXPECT_EQ(ReadFile(dir_.path() / "connections"), "1");
+}
+
+TEST_F(SmtpTlsTest, DeliversOverImplicitTls) {
+  Start("implicit");
+  auto smtp = SmtpConnector::Create(Config("smtps", "localhost"));
+  ASSERT_TRUE(smtp.ok()) << smtp.error().message;
+  Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
+  EXPECT_TRUE(fs::exists(dir_.path() / "1.eml"));
+}
+
+TEST_F(SmtpTlsTest, RefusesACertificateThatIsNotTrustedOrNotForTheHost) {
+  Start("implicit");
+  SmtpConfig untrusted = Config("smtps", "localhost");
+  untrusted.ca_file.clear();  // the system's store does not know the test certificate
+  SmtpConfig other_name = Config("smtps", "127.0.0.1");  // the certificate names localhost only
+  for (const SmtpConfig& config : {untrusted, other_name}) {
+    auto smtp = SmtpConnector::Create(config);
+    ASSERT_TRUE(smtp.ok()) << smtp.error().message;
+    Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+    EXPECT_EQ(d.outcome, Delivery::kTransient) << config.url;
+    EXPECT_NE(d.error.find("not trusted"), std::string::npos) << d.error;
+  }
+  SmtpConfig unchecked = other_name;
+  unchecked.verify_peer = false;
+  auto smtp = SmtpConnector::Create(unchecked);
+  ASSERT_TRUE(smtp.ok());
+  EXPECT_EQ((*smtp)->Send(Mail("jana@example.cz")).outcome, Delivery::kSent);
+  EXPECT_TRUE(fs::exists(dir_.path() / "1.eml"));
+}
+
+TEST_F(SmtpTest, StartTlsRequiredButNotOfferedIsTransientAndSendsNothing) {
+  SmtpConfig config;
+  config.url = server_->url() + "?starttls=1";
+  auto smtp = SmtpConnector::Create(config);
+  ASSERT_TRUE(smtp.ok());
+  Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(d.outcome, Delivery::kTransient);
+  EXPECT_NE(d.error.find("STARTTLS"), std::string::npos) << d.error;
+  EXPECT_FALSE(fs::exists(dir_.path() / "1.eml"));
+}
+
 TEST(SmtpConfigTest, NormalizesUrls) {
   SmtpConfig c;
   c.url = "smtp://mail.example:587?starttls=1";
@@ -217,11 +514,19 @@ TEST(SmtpConfigTest, NormalizesUrls) {
   c.helo_domain = "motors.example";
   n = NormalizeSmtpConfig(c);
   ASSERT_TRUE(n.ok());
-  EXPECT_EQ(n->url, "smtps://mail.example:465/motors.example");
+  EXPECT_EQ(n->url, "smtps://mail.example:465");
+  EXPECT_EQ(n->helo_domain, "motors.example");
   EXPECT_FALSE(n->starttls);
 
+  c.url = "smtp://[::1]:2525/";
+  n = NormalizeSmtpConfig(c);
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(n->url, "smtp://[::1]:2525");
+
   for (const char* bad : {"http://mail.example", "smtp://", "smtp://user:pw@mail.example",
-                          "smtp://mail.example?tls=yes", "smtps://mail.example?starttls=1"}) {
+                          "smtp://mail.example?tls=yes", "smtps://mail.example?starttls=1",
+                          "smtp://mail.example:0", "smtp://mail.example:99999",
+                          "smtp://mail.example:25x", "smtp://[::1", "smtp://mail.example/helo"}) {
     c.url = bad;
     EXPECT_FALSE(NormalizeSmtpConfig(c).ok()) << bad;
   }
