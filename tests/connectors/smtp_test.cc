@@ -137,13 +137,18 @@ class ScriptedPeer {
     thread_ = std::thread([this] { Serve(); });
   }
   ~ScriptedPeer() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
+    Stop();
     ::close(listener_);
   }
   ScriptedPeer(const ScriptedPeer&) = delete;
   ScriptedPeer& operator=(const ScriptedPeer&) = delete;
 
+  // Waits for the connection being served to end and serves no more: what the script recorded
+  // may be read after this.
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
   std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
   int accepted() const { return accepted_; }
   int finished() const { return finished_; }  // connections the peer has closed
@@ -357,6 +362,7 @@ TEST(SmtpPipeliningTest, SendsTheEnvelopeAsOneGroupWhenTheServerOffersPipelining
   EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
   EXPECT_EQ(d.provider_id, "250 2.0.0 Ok: queued as P1");
   smtp->reset();  // QUIT
+  peer.Stop();
   EXPECT_EQ(helo, "EHLO motors.example");
   EXPECT_EQ(mail, "MAIL FROM:<hello@motors.example>");
   EXPECT_EQ(rcpt, "RCPT TO:<jana@example.cz>");
@@ -383,6 +389,7 @@ TEST(SmtpPipeliningTest, WaitsForEachReplyWhenTheServerDoesNotOfferPipelining) {
   Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
   EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
   smtp->reset();
+  peer.Stop();
   EXPECT_TRUE(waited);
   EXPECT_EQ(lines, (std::vector<std::string>{"MAIL FROM:<hello@motors.example>",
                                              "RCPT TO:<jana@example.cz>", "DATA"}));
@@ -426,6 +433,88 @@ TEST(SmtpPipeliningTest, AServerClosingMidTransactionIsTransientAndNotRetried) {
   Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
   EXPECT_EQ(d.outcome, Delivery::kTransient);
   EXPECT_EQ(peer.accepted(), 1);  // the message may have arrived: never sent twice by itself
+}
+
+// aiosmtpd does not offer PIPELINING: refusals inside a pipelined group are the peer's to script.
+TEST(SmtpPipeliningTest, ARefusedRecipientInAGroupIsPermanentAndTheConnectionIsReset) {
+  std::vector<std::string> after_refusal;
+  ScriptedPeer peer([&](PeerConnection& c, int) {
+    Greet(c, /*pipelining=*/true);
+    c.Line();
+    c.Line();
+    c.Line();
+    c.Say("250 2.1.0 Ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n");
+    after_refusal.push_back(c.Line());
+    c.Say("250 2.0.0 Ok\r\n");
+    c.Line();
+    c.Line();
+    c.Line();
+    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+    c.Message();
+    c.Say("250 2.0.0 Ok: queued as R1\r\n");
+    c.Line();
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  Delivery refused = (*smtp)->Send(Mail("nobody@example.cz"));
+  EXPECT_EQ(refused.outcome, Delivery::kPermanent);
+  EXPECT_NE(refused.error.find("RCPT TO refused (server: 550 5.1.1"), std::string::npos)
+      << refused.error;
+  Delivery next = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(next.outcome, Delivery::kSent) << next.error;
+  smtp->reset();
+  peer.Stop();
+  EXPECT_EQ(after_refusal, std::vector<std::string>{"RSET"});
+  EXPECT_EQ(peer.accepted(), 1);
+}
+
+TEST(SmtpPipeliningTest, DataAcceptedAfterARefusedRecipientGetsAnEmptyMessage) {
+  std::vector<std::string> after_refusal;
+  ScriptedPeer peer([&](PeerConnection& c, int) {
+    Greet(c, /*pipelining=*/true);
+    c.Line();
+    c.Line();
+    c.Line();
+    c.Say("250 2.1.0 Ok\r\n451 4.3.0 try again later\r\n354 go ahead\r\n");
+    after_refusal.push_back(c.Line());
+    c.Say("554 5.5.1 no valid recipients\r\n");
+    after_refusal.push_back(c.Line());
+    c.Say("250 2.0.0 Ok\r\n");
+    c.Line();
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(d.outcome, Delivery::kTransient);
+  EXPECT_NE(d.error.find("451 4.3.0"), std::string::npos) << d.error;
+  smtp->reset();
+  peer.Stop();
+  EXPECT_EQ(after_refusal, (std::vector<std::string>{".", "RSET"}));
+}
+
+TEST(SmtpPipeliningTest, A421ClosesTheConnectionAndTheNextMessageOpensAnother) {
+  ScriptedPeer peer([&](PeerConnection& c, int n) {
+    Greet(c, /*pipelining=*/true);
+    c.Line();
+    c.Line();
+    c.Line();
+    if (n == 1) {
+      c.Say("421 4.3.2 shutting down\r\n");
+      return;
+    }
+    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+    c.Message();
+    c.Say("250 2.0.0 Ok: queued as S2\r\n");
+    c.Line();
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  Delivery first = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(first.outcome, Delivery::kTransient);
+  EXPECT_NE(first.error.find("421 4.3.2"), std::string::npos) << first.error;
+  Delivery second = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(second.outcome, Delivery::kSent) << second.error;
+  EXPECT_EQ(peer.accepted(), 2);
 }
 
 // TLS against aiosmtpd with a certificate it makes for "localhost" (tests/connectors/
