@@ -212,9 +212,20 @@ class DispatcherTest : public DaemonFixture {
     return {};
   }
 
+  // A connector that hangs, owned by the fixture: a test that fails before releasing it would
+  // otherwise leave the started lane's workers blocked in a destroyed connector, and the test
+  // binary hanging instead of failing.
+  Hanging& Hang(int free = 0) { return *hangings_.emplace_back(std::make_unique<Hanging>(free)); }
+
+  void TearDown() override {
+    for (auto& hanging : hangings_) hanging->Release();
+    if (dispatcher_ != nullptr) dispatcher_->Stop();
+  }
+
   FakeConnector fake_email_, fake_sms_, chat_, webhook_;
   connectors::Connector* email_ = &fake_email_;
   connectors::Connector* sms_ = &fake_sms_;
+  std::vector<std::unique_ptr<Hanging>> hangings_;
   std::unique_ptr<Dispatcher> dispatcher_;
 };
 
@@ -331,7 +342,7 @@ TEST_F(DispatcherTest, AnUnknownTemplateIsDeadNotRetried) {
 }
 
 TEST_F(DispatcherTest, AHangingProviderDoesNotStallTheOtherLanes) {
-  Hanging hanging;
+  Hanging& hanging = Hang();
   sms_ = &hanging;
   Event("c-1", "form_submitted");
   Drain();
@@ -579,7 +590,7 @@ TEST_F(DispatcherTest, APassIsRecordedOnceTheStoreIsBackNotSentAgain) {
 }
 
 TEST_F(DispatcherTest, MessagesGivenBackOnStopAreRecordedWithTheSends) {
-  Hanging hanging;
+  Hanging& hanging = Hang();
   email_ = &hanging;
   Customers(3);
   CountingStore counting(store_);
@@ -635,7 +646,7 @@ int ClaimedEmails(Store& store) {
 }
 
 TEST_F(DispatcherTest, AStartedLaneClaimsItsNextPassWhileSending) {
-  Hanging hanging(2);                                      // the first pass goes out
+  Hanging& hanging = Hang(2);                              // the first pass goes out
   ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging));  // three passes of two
   // The second pass's first send hangs; meanwhile the third pass is claimed.
   EXPECT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 6; }));
@@ -679,7 +690,7 @@ TEST_F(DispatcherTest, ALaneWhosePassesAreSlowClaimsOnePassAtATime) {
 }
 
 TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnePassAtATime) {
-  Hanging hanging(2);  // the first pass goes out
+  Hanging& hanging = Hang(2);  // the first pass goes out
   DispatcherOptions options;
   options.rates["email"] = 1000;
   ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging, options));
@@ -770,7 +781,7 @@ TEST_F(DispatcherTest, APassReadsItsCustomersAChunkAheadOfItsSends) {
 }
 
 TEST_F(DispatcherTest, AStartedLaneGivesBackItsQueuedPassOnStop) {
-  Hanging hanging(2);  // the first pass goes out
+  Hanging& hanging = Hang(2);  // the first pass goes out
   ASSERT_NO_FATAL_FAILURE(StartWithHangingSend(hanging));
   ASSERT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 6; }));
   std::thread stopper([&] { dispatcher_->Stop(); });
