@@ -221,7 +221,8 @@ Delivery SmtpConnector::Session::Deliver(const std::string& from, const std::str
     bool answered = false;
     Delivery d = Transact(from, to, data, deadline, &answered);
     // A kept connection the server dropped while it was idle: open a new one, once. Nothing of
-    // this message was answered, so nothing of it can have been accepted.
+    // this message was answered (but for a 421 to its first command: the server was closing),
+    // so nothing of it can have been accepted.
     if (d.outcome == Delivery::kTransient && reused && !answered && fd_ < 0 && attempt == 0) {
       continue;
     }
@@ -252,7 +253,7 @@ Delivery SmtpConnector::Session::Transact(const std::string& from, const std::st
     for (; got < 3; ++got) {
       Result<Reply> r = Read(deadline);
       if (!r.ok()) return broken(r.error());
-      *answered = true;
+      *answered = *answered || got > 0 || r->code != 421;
       replies[got] = std::move(*r);
       if (replies[got].code == 421) {  // closing: the replies after it will not come
         ++got;
@@ -263,7 +264,7 @@ Delivery SmtpConnector::Session::Transact(const std::string& from, const std::st
     for (; got < 3; ++got) {
       Result<Reply> r = Command(commands[got], deadline);
       if (!r.ok()) return broken(r.error());
-      *answered = true;
+      *answered = *answered || got > 0 || r->code != 421;
       replies[got] = std::move(*r);
       if (!accepted(got, replies[got]) || replies[got].code == 421) {
         ++got;
@@ -300,7 +301,12 @@ Delivery SmtpConnector::Session::Transact(const std::string& from, const std::st
 
 Delivery SmtpConnector::Session::Rejected(const char* command, const Reply& reply) {
   if (reply.code == 421) Close(/*quit=*/false);  // the server is closing the connection
-  const bool permanent = reply.code >= 500 && reply.code < 600;
+  // 5xx is permanent, but for two refusals that are not the message's fault: a sender refused
+  // for want of authentication (530), and a recipient's full mailbox, which RFC 5321 4.5.3.1.10
+  // says to treat as 452.
+  const bool permanent = reply.code >= 500 && reply.code < 600 &&
+                         !(reply.code == 530 && std::strcmp(command, "MAIL FROM") == 0) &&
+                         !(reply.code == 552 && std::strcmp(command, "RCPT TO") == 0);
   return {permanent ? Delivery::kPermanent : Delivery::kTransient, "",
           std::string(command) + " refused (server: " + reply.last + ")"};
 }
@@ -390,8 +396,9 @@ Status SmtpConnector::Session::Handshake(Clock::time_point deadline) {
     if (Status s = FlushTls(deadline); !s.ok()) return s;
     if (r == 1) return Status::Ok();
     if (SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) {
-      long verify = SSL_get_verify_result(ssl_);
+      long verify = config_.verify_peer ? SSL_get_verify_result(ssl_) : X509_V_OK;
       if (verify != X509_V_OK) {
+        ERR_clear_error();
         return Io(std::string("TLS: the server's certificate is not trusted: ") +
                   X509_verify_cert_error_string(verify));
       }

@@ -8,10 +8,13 @@
 // PIPELINING the client waits for each reply in turn.
 //
 // Outcomes: 2xx -> kSent; 4xx replies, connection failures and timeouts -> kTransient; 5xx
-// replies to MAIL, RCPT, DATA or the message -> kPermanent (dead letter). Failures while setting
-// up the session (greeting, EHLO, STARTTLS, a rejected login such as 535) are kTransient, since
-// the configuration and not the message is at fault. A connection the server closed while it
-// was idle is reopened once, transparently, as long as nothing of the message was answered yet.
+// replies to MAIL, RCPT, DATA or the message -> kPermanent (dead letter), except 530 to MAIL
+// (authentication required) and 552 to RCPT (a full mailbox, RFC 5321 4.5.3.1.10), which are
+// kTransient. Failures while setting up the session (greeting, EHLO, STARTTLS, a rejected login
+// such as 535) are kTransient, since the configuration and not the message is at fault. A
+// connection the server closed while it was idle (silently, or with a 421) is reopened once,
+// transparently, as long as nothing of the message was answered yet. Host names are resolved
+// with getaddrinfo, which the timeouts do not bound.
 // Passwords are never written to errors or logs: errors quote the server's replies only.
 //
 // URLs: "smtp://host[:port]" (plain, port 25; STARTTLS if `starttls` is set or the URL ends in

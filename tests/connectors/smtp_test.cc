@@ -419,6 +419,66 @@ TEST(SmtpPipeliningTest, ReopensAConnectionTheServerClosedWhileIdle) {
   EXPECT_EQ(peer.accepted(), 2);
 }
 
+TEST(SmtpPipeliningTest, ReopensAConnectionTheServerSaid421OnWhileIdle) {
+  // Postfix and Exim say "421 ... timeout" before they close an idle connection. The first
+  // peer says it at once; the second only once the next transaction has begun.
+  for (bool early : {true, false}) {
+    ScriptedPeer peer([&](PeerConnection& c, int n) {
+      Greet(c, /*pipelining=*/true);
+      c.Line();
+      c.Line();
+      c.Line();
+      c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+      c.Message();
+      c.Say("250 2.0.0 Ok: queued as Q" + std::to_string(n) + "\r\n");
+      if (n > 1) {
+        c.Line();
+        return;
+      }
+      if (!early) c.Line();  // the next MAIL FROM
+      c.Say("421 4.4.2 peer Error: timeout exceeded\r\n");
+    });
+    auto smtp = SmtpConnector::Create(PeerConfig(peer));
+    ASSERT_TRUE(smtp.ok());
+    EXPECT_EQ((*smtp)->Send(Mail("jana@example.cz")).outcome, Delivery::kSent);
+    if (early) {
+      for (int i = 0; i < 200 && peer.finished() < 1; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
+    EXPECT_EQ(d.outcome, Delivery::kSent) << (early ? "early: " : "late: ") << d.error;
+    EXPECT_EQ(d.provider_id, "250 2.0.0 Ok: queued as Q2");
+    EXPECT_EQ(peer.accepted(), 2);
+  }
+}
+
+TEST(SmtpPipeliningTest, ARefusalThatIsNotTheMessagesFaultIsTransient) {
+  ScriptedPeer peer([&](PeerConnection& c, int) {
+    Greet(c, /*pipelining=*/true);
+    for (const char* replies :
+         {"530 5.7.0 Authentication required\r\n503 5.5.1 Error: need MAIL command\r\n"
+          "503 5.5.1 Error: need RCPT command\r\n",
+          "250 2.1.0 Ok\r\n552 5.2.2 mailbox full\r\n554 5.5.1 Error: no valid recipients\r\n"}) {
+      c.Line();
+      c.Line();
+      c.Line();
+      c.Say(replies);
+      c.Line();  // RSET
+      c.Say("250 2.0.0 Ok\r\n");
+    }
+    c.Line();
+  });
+  auto smtp = SmtpConnector::Create(PeerConfig(peer));
+  ASSERT_TRUE(smtp.ok());
+  Delivery sender = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(sender.outcome, Delivery::kTransient);
+  EXPECT_NE(sender.error.find("MAIL FROM refused (server: 530"), std::string::npos) << sender.error;
+  Delivery full = (*smtp)->Send(Mail("jana@example.cz"));
+  EXPECT_EQ(full.outcome, Delivery::kTransient);
+  EXPECT_NE(full.error.find("RCPT TO refused (server: 552"), std::string::npos) << full.error;
+}
+
 TEST(SmtpPipeliningTest, AServerClosingMidTransactionIsTransientAndNotRetried) {
   ScriptedPeer peer([&](PeerConnection& c, int) {
     Greet(c, /*pipelining=*/true);
