@@ -93,6 +93,10 @@ class PeerConnection {
     }
     return body;
   }
+  // Reads a pipelined group: MAIL FROM, RCPT TO and DATA.
+  void Group() {
+    for (int i = 0; i < 3; ++i) Line();
+  }
   // True if the client sends nothing more for `ms` milliseconds.
   bool Quiet(int ms) { return in_.empty() && !Receive(ms); }
 
@@ -182,6 +186,15 @@ void Greet(PeerConnection& c, bool pipelining) {
   c.Line();  // EHLO
   c.Say(pipelining ? "250-peer\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
                    : "250-peer\r\n250 8BITMIME\r\n");
+}
+
+// The peer's side of a pipelined transaction that goes through: the three commands, the
+// message, and "250 2.0.0 Ok: queued as <id>".
+void Accept(PeerConnection& c, const std::string& id) {
+  c.Group();
+  c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
+  c.Message();
+  c.Say("250 2.0.0 Ok: queued as " + id + "\r\n");
 }
 
 Message Mail(std::string to) {
@@ -398,12 +411,7 @@ TEST(SmtpPipeliningTest, WaitsForEachReplyWhenTheServerDoesNotOfferPipelining) {
 TEST(SmtpPipeliningTest, ReopensAConnectionTheServerClosedWhileIdle) {
   ScriptedPeer peer([&](PeerConnection& c, int n) {
     Greet(c, /*pipelining=*/true);
-    c.Line();
-    c.Line();
-    c.Line();
-    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
-    c.Message();
-    c.Say("250 2.0.0 Ok: queued as Q" + std::to_string(n) + "\r\n");
+    Accept(c, "Q" + std::to_string(n));
     if (n > 1) c.Line();  // the first connection closes, as at a server's idle timeout
   });
   auto smtp = SmtpConnector::Create(PeerConfig(peer));
@@ -425,12 +433,7 @@ TEST(SmtpPipeliningTest, ReopensAConnectionTheServerSaid421OnWhileIdle) {
   for (bool early : {true, false}) {
     ScriptedPeer peer([&](PeerConnection& c, int n) {
       Greet(c, /*pipelining=*/true);
-      c.Line();
-      c.Line();
-      c.Line();
-      c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
-      c.Message();
-      c.Say("250 2.0.0 Ok: queued as Q" + std::to_string(n) + "\r\n");
+      Accept(c, "Q" + std::to_string(n));
       if (n > 1) {
         c.Line();
         return;
@@ -460,9 +463,7 @@ TEST(SmtpPipeliningTest, ARefusalThatIsNotTheMessagesFaultIsTransient) {
          {"530 5.7.0 Authentication required\r\n503 5.5.1 Error: need MAIL command\r\n"
           "503 5.5.1 Error: need RCPT command\r\n",
           "250 2.1.0 Ok\r\n552 5.2.2 mailbox full\r\n554 5.5.1 Error: no valid recipients\r\n"}) {
-      c.Line();
-      c.Line();
-      c.Line();
+      c.Group();
       c.Say(replies);
       c.Line();  // RSET
       c.Say("250 2.0.0 Ok\r\n");
@@ -482,9 +483,7 @@ TEST(SmtpPipeliningTest, ARefusalThatIsNotTheMessagesFaultIsTransient) {
 TEST(SmtpPipeliningTest, AServerClosingMidTransactionIsTransientAndNotRetried) {
   ScriptedPeer peer([&](PeerConnection& c, int) {
     Greet(c, /*pipelining=*/true);
-    c.Line();
-    c.Line();
-    c.Line();
+    c.Group();
     c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
     c.Message();  // and closes without answering the message
   });
@@ -500,18 +499,11 @@ TEST(SmtpPipeliningTest, ARefusedRecipientInAGroupIsPermanentAndTheConnectionIsR
   std::vector<std::string> after_refusal;
   ScriptedPeer peer([&](PeerConnection& c, int) {
     Greet(c, /*pipelining=*/true);
-    c.Line();
-    c.Line();
-    c.Line();
+    c.Group();
     c.Say("250 2.1.0 Ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n");
     after_refusal.push_back(c.Line());
     c.Say("250 2.0.0 Ok\r\n");
-    c.Line();
-    c.Line();
-    c.Line();
-    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
-    c.Message();
-    c.Say("250 2.0.0 Ok: queued as R1\r\n");
+    Accept(c, "R1");
     c.Line();
   });
   auto smtp = SmtpConnector::Create(PeerConfig(peer));
@@ -532,9 +524,7 @@ TEST(SmtpPipeliningTest, DataAcceptedAfterARefusedRecipientGetsAnEmptyMessage) {
   std::vector<std::string> after_refusal;
   ScriptedPeer peer([&](PeerConnection& c, int) {
     Greet(c, /*pipelining=*/true);
-    c.Line();
-    c.Line();
-    c.Line();
+    c.Group();
     c.Say("250 2.1.0 Ok\r\n451 4.3.0 try again later\r\n354 go ahead\r\n");
     after_refusal.push_back(c.Line());
     c.Say("554 5.5.1 no valid recipients\r\n");
@@ -555,16 +545,12 @@ TEST(SmtpPipeliningTest, DataAcceptedAfterARefusedRecipientGetsAnEmptyMessage) {
 TEST(SmtpPipeliningTest, A421ClosesTheConnectionAndTheNextMessageOpensAnother) {
   ScriptedPeer peer([&](PeerConnection& c, int n) {
     Greet(c, /*pipelining=*/true);
-    c.Line();
-    c.Line();
-    c.Line();
     if (n == 1) {
+      c.Group();
       c.Say("421 4.3.2 shutting down\r\n");
       return;
     }
-    c.Say("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n");
-    c.Message();
-    c.Say("250 2.0.0 Ok: queued as S2\r\n");
+    Accept(c, "S2");
     c.Line();
   });
   auto smtp = SmtpConnector::Create(PeerConfig(peer));
