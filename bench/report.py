@@ -65,7 +65,9 @@ def rows(r):
                   r["http.batch"]["per_s"] * 100, h["per_s"], 10)
     if "smtp.itinera" in r and "smtp.reference" in r:
         s = r["smtp.itinera"]
-        ratio_row(f"Emails/s over SMTP to smtp-sink ({s['message_bytes']:,}-byte messages)",
+        runs = len(s.get("runs", [])) or 1
+        median = f", median of {runs} alternated runs each" if runs > 1 else ""
+        ratio_row(f"Emails/s over SMTP to smtp-sink ({s['message_bytes']:,}-byte messages{median})",
                   s["per_s"], r["smtp.reference"]["per_s"], 1.0)
     if "sms.itinera" in r and "sms.reference" in r:
         ratio_row("SMS calls/s to a local HTTP sink", r["sms.itinera"]["per_s"],
