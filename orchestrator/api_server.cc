@@ -192,6 +192,11 @@ Status ApiServer::Start() {
   // body until the client's delayed ACK (40 ms), capping each keep-alive connection at ~25
   // requests per second.
   server.set_tcp_nodelay(true);
+  // A keep-alive connection serves up to 100 requests (Apache's default for a server that, like
+  // this one, gives a connection a thread while it is open), not httplib's 5: a client sending
+  // events one by one reconnected every five. The bound still hands the thread to a waiting
+  // client now and then.
+  server.set_keep_alive_max_count(100);
   // httplib's default sets SO_REUSEPORT, which lets a second daemon bind the same port and
   // silently share its traffic. SO_REUSEADDR alone still allows a quick restart.
   server.set_socket_options([](socket_t sock) {

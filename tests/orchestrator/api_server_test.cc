@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <mutex>
@@ -140,6 +143,47 @@ class ApiTest : public ::testing::Test {
 };
 
 // ---------------------------------------------------------------- POST /v1/events
+
+TEST_F(ApiTest, AKeepAliveConnectionServesManyRequests) {
+  // httplib closes a connection after 5 requests unless told otherwise; a client sending events
+  // one by one would reconnect every 5.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string request = "GET /v1/journeys HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  int answered = 0;
+  std::string in;
+  for (int i = 0; i < 50; ++i) {
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) < 0) break;
+    size_t end;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+      char buffer[4096];
+      ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      in.append(buffer, static_cast<size_t>(n));
+    }
+    if (end == std::string::npos) break;
+    std::string head = in.substr(0, end);
+    size_t length_at = head.find("Content-Length: ");
+    ASSERT_NE(length_at, std::string::npos) << head;
+    size_t length = std::stoul(head.substr(length_at + 16));
+    while (in.size() < end + 4 + length) {
+      char buffer[4096];
+      ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      in.append(buffer, static_cast<size_t>(n));
+    }
+    in.erase(0, end + 4 + length);
+    EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
+    ++answered;
+    if (head.find("Connection: close") != std::string::npos) break;
+  }
+  ::close(fd);
+  EXPECT_EQ(answered, 50);
+}
 
 TEST_F(ApiTest, EventIsAcceptedAndStoredNormalised) {
   auto r = PostEvents(R"({"customer_id": "c-1", "type": "form_submitted",
