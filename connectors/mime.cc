@@ -83,31 +83,6 @@ std::string QEncodeChar(std::string_view ch) {
   return out;
 }
 
-std::string Base64(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    uint32_t v = (static_cast<unsigned char>(data[i]) << 16) |
-                 (static_cast<unsigned char>(data[i + 1]) << 8) |
-                 static_cast<unsigned char>(data[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < data.size()) {
-    uint32_t v = static_cast<unsigned char>(data[i]) << 16;
-    if (i + 1 < data.size()) v |= static_cast<unsigned char>(data[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < data.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 // "Name: value" folded before whitespace so lines stay under 78 characters where possible.
 Result<std::string> FoldHeader(std::string_view name, std::string_view value) {
   std::string line = std::string(name) + ": ";
@@ -395,7 +370,7 @@ std::string EncodeWords(std::string_view utf8, size_t first_budget) {
   auto flush = [&] {
     if (raw.empty()) return;
     if (!out.empty()) out += ' ';
-    out += prefix + (use_b ? Base64(raw) : encoded) + "?=";
+    out += prefix + (use_b ? EncodeBase64(raw) : encoded) + "?=";
     raw.clear();
     encoded.clear();
     budget = 75;
@@ -425,8 +400,33 @@ std::string EncodeQuotedPrintable(std::string_view text) {
   return out;
 }
 
+std::string EncodeBase64(std::string_view data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    uint32_t v = (static_cast<unsigned char>(data[i]) << 16) |
+                 (static_cast<unsigned char>(data[i + 1]) << 8) |
+                 static_cast<unsigned char>(data[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < data.size()) {
+    uint32_t v = static_cast<unsigned char>(data[i]) << 16;
+    if (i + 1 < data.size()) v |= static_cast<unsigned char>(data[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < data.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
 std::string EncodeBase64Lines(std::string_view data) {
-  std::string all = Base64(data);
+  std::string all = EncodeBase64(data);
   std::string out;
   for (size_t i = 0; i < all.size(); i += 76) {
     out.append(all, i, 76);

@@ -43,6 +43,9 @@ std::string EncodeWords(std::string_view utf8, size_t first_budget = 75);
 // Quoted-printable (RFC 2045) with CRLF hard breaks and lines of at most 76 characters.
 std::string EncodeQuotedPrintable(std::string_view text);
 
+// Base64 (RFC 4648, padded) on one line.
+std::string EncodeBase64(std::string_view data);
+
 // Base64 in lines of 76 characters, each ending in CRLF.
 std::string EncodeBase64Lines(std::string_view data);
 

@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -104,15 +103,6 @@ std::string OpenSslError() {
     text += buffer;
   }
   return text.empty() ? "unknown TLS error" : text;
-}
-
-std::string Base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()),
-                          static_cast<int>(data.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
 }
 
 // The message as DATA carries it: every line starting with "." gets one more (RFC 5321 4.5.2),
@@ -452,11 +442,11 @@ Status SmtpConnector::Session::Login(Clock::time_point deadline) {
     credentials += config_.username;
     credentials += '\0';
     credentials += config_.password;
-    r = Command("AUTH PLAIN " + Base64(credentials) + "\r\n", deadline);
+    r = Command("AUTH PLAIN " + EncodeBase64(credentials) + "\r\n", deadline);
   } else if (offered("LOGIN")) {
     r = Command("AUTH LOGIN\r\n", deadline);
-    if (r.ok() && r->code == 334) r = Command(Base64(config_.username) + "\r\n", deadline);
-    if (r.ok() && r->code == 334) r = Command(Base64(config_.password) + "\r\n", deadline);
+    if (r.ok() && r->code == 334) r = Command(EncodeBase64(config_.username) + "\r\n", deadline);
+    if (r.ok() && r->code == 334) r = Command(EncodeBase64(config_.password) + "\r\n", deadline);
   } else {
     return Io("the server offers neither AUTH PLAIN nor AUTH LOGIN");
   }

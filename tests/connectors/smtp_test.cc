@@ -21,6 +21,7 @@
 
 #include "tests/connectors/mime_parse.h"
 #include "tests/connectors/temp_dir.h"
+#include "tests/orchestrator/eventually.h"
 #include "util/time.h"
 
 namespace itinera::connectors {
@@ -417,10 +418,7 @@ TEST(SmtpPipeliningTest, ReopensAConnectionTheServerClosedWhileIdle) {
   auto smtp = SmtpConnector::Create(PeerConfig(peer));
   ASSERT_TRUE(smtp.ok());
   EXPECT_EQ((*smtp)->Send(Mail("jana@example.cz")).outcome, Delivery::kSent);
-  for (int i = 0; i < 200 && peer.finished() < 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(peer.finished(), 1);
+  ASSERT_TRUE(orch::testing::Eventually([&] { return peer.finished() == 1; }));
   Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
   EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
   EXPECT_EQ(d.provider_id, "250 2.0.0 Ok: queued as Q2");
@@ -445,9 +443,7 @@ TEST(SmtpPipeliningTest, ReopensAConnectionTheServerSaid421OnWhileIdle) {
     ASSERT_TRUE(smtp.ok());
     EXPECT_EQ((*smtp)->Send(Mail("jana@example.cz")).outcome, Delivery::kSent);
     if (early) {
-      for (int i = 0; i < 200 && peer.finished() < 1; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
+      ASSERT_TRUE(orch::testing::Eventually([&] { return peer.finished() == 1; }));
     }
     Delivery d = (*smtp)->Send(Mail("jana@example.cz"));
     EXPECT_EQ(d.outcome, Delivery::kSent) << (early ? "early: " : "late: ") << d.error;
