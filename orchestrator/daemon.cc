@@ -301,8 +301,11 @@ int RunDaemon(const Config& config) {
   Dispatcher dispatcher(*store, clock, registry, config.directory, dopts, [&](const std::string&) {
     return std::move(MakeConnectors(config, clock).value());
   });
-  // Each committed batch's messages are in the outbox: the dispatcher takes them at once.
-  popts.committed = [&dispatcher](int) { dispatcher.Poke(); };
+  // Each committed batch's messages are in the outbox: their lanes take them at once. The
+  // other lanes sleep on: a claim that finds nothing still takes the store's writer.
+  popts.committed = [&dispatcher](int, const std::vector<std::string>& channels) {
+    for (const std::string& channel : channels) dispatcher.Poke(channel);
+  };
   popts.stop = [&stopping] { return stopping.load(); };
   Processor processor(*store, clock, registry, config.directory, popts);
 
@@ -393,10 +396,7 @@ int RunDaemon(const Config& config) {
         continue;
       }
       failures = 0;
-      if (*advanced > 0) {
-        dispatcher.Poke();
-        continue;
-      }
+      if (*advanced > 0) continue;  // `committed` woke the lanes that have new messages
       work.Wait(seen, std::chrono::milliseconds(1000), stopping);
     }
   });

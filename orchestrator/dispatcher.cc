@@ -18,7 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr auto kIdlePoll = std::chrono::seconds(1);
 constexpr int kClaimPerConnection = 256;  // the default claim: messages per sender worker
 constexpr size_t kRecordEvery = 256;      // outcomes recorded in one transaction, at most
 constexpr size_t kReadEvery = 256;        // messages whose customers are read at once
@@ -148,7 +147,17 @@ void Dispatcher::Start() {
 void Dispatcher::Poke() {
   {
     std::lock_guard lock(mu_);
-    ++pokes_;
+    for (auto& [name, lane] : lanes_) ++lane->pokes;
+  }
+  wake_.notify_all();
+}
+
+void Dispatcher::Poke(const std::string& lane) {
+  auto it = lanes_.find(lane);
+  if (it == lanes_.end()) return;
+  {
+    std::lock_guard lock(mu_);
+    ++it->second->pokes;
   }
   wake_.notify_all();
 }
@@ -187,7 +196,7 @@ void Dispatcher::Loop(Lane& lane) {
     uint64_t seen;
     {
       std::lock_guard lock(mu_);
-      seen = pokes_;
+      seen = lane.pokes;
     }
     Result<std::shared_ptr<Pass>> claimed = Claim(lane);
     if (!claimed.ok()) {
@@ -217,7 +226,7 @@ void Dispatcher::Loop(Lane& lane) {
       continue;
     }
     std::unique_lock lock(mu_);
-    wake_.wait_for(lock, kIdlePoll, [&] { return stopping_ || pokes_ != seen; });
+    wake_.wait_for(lock, options_.idle_poll, [&] { return stopping_ || lane.pokes != seen; });
   }
   {
     std::lock_guard lock(lane.queue_mu);

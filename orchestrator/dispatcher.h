@@ -32,6 +32,7 @@
 #define ITINERA_ORCHESTRATOR_DISPATCHER_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -69,6 +70,9 @@ struct DispatcherOptions {
   // Messages claimed at once by a lane; 0: 256 per connection. A rate-limited lane claims no more
   // than its rate lets it send in a quarter of the lease.
   int claim = 0;
+  // How long an idle lane sleeps before it looks again for what no poke announced: retries
+  // come due, deferred messages, leases run out.
+  std::chrono::milliseconds idle_poll{1000};
   std::string email_from = "Itinera <itinera@localhost>";
   uint64_t seed = 0;  // jitter; 0: random
 };
@@ -97,7 +101,10 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   void Start();  // one thread per lane
-  void Poke();   // new messages may be due
+  void Poke();   // new messages may be due on any lane
+  // New messages may be due on `lane` ("email", "sms", "alert", "webhook"): only its thread
+  // wakes to claim, so the others do not take the store's writer for nothing.
+  void Poke(const std::string& lane);
   // Finishes the sends in progress, gives back what was claimed and not sent, joins.
   void Stop();
 
@@ -128,6 +135,7 @@ class Dispatcher {
     int unfinished = 0;   // passes queued and not all recorded; guarded by queue_mu
     bool quick = false;   // the last pass took under a quarter of the lease; guarded by queue_mu
     bool closed = false;  // the lane thread has stopped: workers leave once the queue is empty
+    uint64_t pokes = 0;   // Poke()s and Poke(name)s so far; guarded by the dispatcher's mu_
   };
 
   // A started lane's thread: claims a pass whenever fewer than its depth are unfinished.
@@ -171,7 +179,6 @@ class Dispatcher {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  uint64_t pokes_ = 0;
   std::atomic<bool> stopping_{false};
   std::mutex rng_mu_;
   std::mt19937_64 rng_;

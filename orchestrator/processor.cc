@@ -641,7 +641,16 @@ Result<int> Processor::RunOnce() {
                                              n = static_cast<int>(in_flight.customers.size())] {
       Status s = store_.Commit(*batch);
       // At once, not when the next batch is ready: its messages are in the outbox now.
-      if (s.ok() && options_.committed) options_.committed(n);
+      if (s.ok() && options_.committed) {
+        std::vector<std::string> channels;
+        for (const OutboxMessage& m : batch->outbox) {
+          if (std::find(channels.begin(), channels.end(), m.channel) == channels.end()) {
+            channels.push_back(m.channel);
+          }
+        }
+        std::sort(channels.begin(), channels.end());
+        options_.committed(n, channels);
+      }
       return s;
     });
   }

@@ -55,9 +55,10 @@ struct ProcessorOptions {
   // of them (a store that is not shared). Otherwise only customers of the leased partitions are
   // read, and the commit is fenced with their lease epochs (Batch::fence).
   std::function<Ownership()> ownership;
-  // Called as soon as a batch has committed, with its number of customers (the daemon wakes
-  // the dispatcher: the batch's messages are in the outbox). Runs on the committing thread.
-  std::function<void(int)> committed;
+  // Called as soon as a batch has committed, with its number of customers and the outbox
+  // channels it added messages to, each once, in order (the daemon wakes those lanes of the
+  // dispatcher: the messages are in the outbox). Runs on the committing thread.
+  std::function<void(int customers, const std::vector<std::string>& channels)> committed;
   // Asked before each batch of a RunOnce: true ends it there, once the batch in flight has
   // committed (the daemon's graceful stop).
   std::function<bool()> stop;

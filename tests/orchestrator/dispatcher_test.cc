@@ -689,6 +689,49 @@ TEST_F(DispatcherTest, ALaneWhosePassesAreSlowClaimsOnePassAtATime) {
   EXPECT_EQ(Emails(MessageStatus::kSent), 6u);
 }
 
+TEST_F(DispatcherTest, APokeForOneLaneWakesThatLaneAlone) {
+  // Counts each lane's claims (a claim that finds nothing still takes SQLite's writer).
+  class CountingStore final : public testing::ForwardingStore {
+   public:
+    using ForwardingStore::ForwardingStore;
+    Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
+                                                const std::string& channel) override {
+      {
+        std::lock_guard lock(mu_);
+        ++claims_[channel];
+      }
+      return ForwardingStore::ClaimDue(now, limit, lease, channel);
+    }
+    std::map<std::string, int> claims() {
+      std::lock_guard lock(mu_);
+      return claims_;
+    }
+
+   private:
+    std::mutex mu_;
+    std::map<std::string, int> claims_;
+  } counting(store_);
+  DispatcherOptions options;
+  options.idle_poll = std::chrono::hours(1);  // only pokes wake a lane
+  auto dispatcher = DispatcherOn(counting, options);
+  dispatcher->Start();
+  // Each lane looks once as it starts, finds nothing and sleeps.
+  using Claims = std::map<std::string, int>;
+  ASSERT_TRUE(Eventually([&] { return counting.claims().size() == 4; }));
+  EXPECT_EQ(counting.claims(), (Claims{{"alert", 1}, {"email", 1}, {"sms", 1}, {"webhook", 1}}));
+
+  dispatcher->Poke("sms");
+  EXPECT_TRUE(Eventually([&] { return counting.claims()["sms"] == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(counting.claims(), (Claims{{"alert", 1}, {"email", 1}, {"sms", 2}, {"webhook", 1}}));
+
+  dispatcher->Poke();  // every lane
+  EXPECT_TRUE(Eventually([&] {
+    return counting.claims() == Claims{{"alert", 2}, {"email", 2}, {"sms", 3}, {"webhook", 2}};
+  }));
+  dispatcher->Stop();
+}
+
 TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnePassAtATime) {
   Hanging& hanging = Hang(2);  // the first pass goes out
   DispatcherOptions options;

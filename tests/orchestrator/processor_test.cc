@@ -415,18 +415,22 @@ class PipelineTest : public ProcessorTest {
     }
   }
 
+  using Committed = std::pair<int, std::vector<std::string>>;  // customers, channels
+
   std::unique_ptr<Processor> OneCustomerPerBatch(Store& store,
                                                  std::function<void(int)> committed = nullptr) {
     ProcessorOptions options;
     options.batch = 1;
     options.public_url = "https://t.example";
     options.tracking_secret = "test-secret";
-    options.committed =
-        committed ? std::move(committed) : [this](int n) { committed_.push_back(n); };
+    options.committed = [this, committed](int n, const std::vector<std::string>& channels) {
+      if (committed) return committed(n);
+      committed_.emplace_back(n, channels);
+    };
     return std::make_unique<Processor>(store, clock_, *registry_, config_.directory, options);
   }
 
-  std::vector<int> committed_;
+  std::vector<Committed> committed_;
 };
 
 TEST_F(PipelineTest, TheNextBatchIsAdvancedWhileThePreviousOneCommits) {
@@ -438,7 +442,7 @@ TEST_F(PipelineTest, TheNextBatchIsAdvancedWhileThePreviousOneCommits) {
   ASSERT_TRUE(n.ok()) << n.error().message;
   EXPECT_EQ(*n, 3);
   EXPECT_EQ(slow.overlapped, (std::vector<bool>{true, true, true}));
-  EXPECT_EQ(committed_, (std::vector<int>{1, 1, 1}));
+  EXPECT_EQ(committed_, (std::vector<Committed>{{1, {"email"}}, {1, {"email"}}, {1, {"email"}}}));
   EXPECT_EQ(processor->stats().batches.load(), 3);
   EXPECT_EQ(processor->stats().customers.load(), 3);
   // Each customer was read once: the batch in flight is left out of the next one, although the
@@ -452,6 +456,24 @@ TEST_F(PipelineTest, TheNextBatchIsAdvancedWhileThePreviousOneCommits) {
   EXPECT_EQ((**store_.GetProfile("c-2"))["owner"], "rep_bob");
   EXPECT_EQ((**store_.GetProfile("c-3"))["owner"], "rep_anna");
   EXPECT_EQ(store_.GetRouting()->round_robin["sales"], 3);
+}
+
+TEST_F(PipelineTest, ACommitNamesTheChannelsItAddedMessagesTo) {
+  // c-1 gets the email; c-4 has no consent, so its email is skipped and its batch adds no
+  // message.
+  Profile("c-4", {{"email", "c-4@example.com"}});
+  Event("c-1", "form_submitted");
+  Event("c-4", "form_submitted");
+  auto processor = OneCustomerPerBatch(store_);
+  ASSERT_EQ(*processor->RunOnce(), 2);
+  std::sort(committed_.begin(), committed_.end(),
+            [](const Committed& a, const Committed& b) { return a.second < b.second; });
+  EXPECT_EQ(committed_, (std::vector<Committed>{{1, {}}, {1, {"email"}}}));
+
+  Event("c-1", "email_opened", {{"handle", "offer"}});  // the hot step: an alert and a webhook
+  committed_.clear();
+  ASSERT_EQ(*processor->RunOnce(), 1);
+  EXPECT_EQ(committed_, (std::vector<Committed>{{1, {"alert", "webhook"}}}));
 }
 
 TEST_F(PipelineTest, ACommitIsAnnouncedAsSoonAsItLandsNotWhenTheNextBatchIsReady) {
