@@ -62,10 +62,9 @@ Result<std::optional<OutboxMessage>> SqliteStore::GetMessage(const std::string& 
 
 Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Seconds lease,
                                                          const std::string& channel) {
-  std::lock_guard lock(mu_);
   std::vector<OutboxMessage> out;
   std::vector<int64_t> rowids;  // the claimed rows, updated by rowid: no lookup through the id
-  Status s = Transaction([&]() -> Status {
+  Status s = Write([&]() -> Status {
     auto read = [&](Query& q) -> Status {
       int rc;
       while ((rc = q.Step()) == SQLITE_ROW) {
@@ -125,8 +124,7 @@ Status SqliteStore::MarkCancelled(const std::string& id, const std::string& reas
 
 Status SqliteStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
   if (outcomes.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
-  return Transaction([&]() -> Status {
+  return Write([&]() -> Status {
     for (const OutboxOutcome& o : outcomes) {
       int rc;
       switch (o.kind) {
@@ -234,8 +232,7 @@ Result<std::map<std::string, int64_t>> SqliteStore::MessageCounts(const std::str
 
 Status SqliteStore::SaveJourneyVersion(const JourneyVersion& v) {
   if (v.journey.empty()) return Error{"invalid_argument", "a journey version without a journey"};
-  std::lock_guard lock(mu_);
-  return Transaction([&]() -> Status {
+  return Write([&]() -> Status {
     {
       ITINERA_SQL(q, "SELECT fingerprint FROM journey_versions WHERE journey = ? AND version = ?");
       int rc = q.Bind(v.journey).Bind(v.version).Step();

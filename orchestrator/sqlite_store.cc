@@ -1,5 +1,6 @@
 #include "orchestrator/sqlite_store.h"
 
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -146,6 +147,107 @@ Status SqliteStore::Transaction(const std::function<Status()>& body) {
   return result;
 }
 
+// A write waiting in the queue for its transaction.
+struct SqliteStore::Writer {
+  const std::function<Status()>* body;
+  Status status = Status::Ok();
+  bool done = false;
+  std::condition_variable cv;
+};
+
+Status SqliteStore::Write(const std::function<Status()>& body) {
+  Writer me;
+  me.body = &body;
+  std::unique_lock queue(queue_mu_);
+  writers_.push_back(&me);
+  while (!me.done && &me != writers_.front()) me.cv.wait(queue);
+  if (me.done) return me.status;  // a leader wrote it
+
+  // The front of the queue leads: once it holds SQLite's write lock, it takes every write
+  // queued by then (its own first) into one transaction. Each thread has at most one write
+  // queued, so a group is bounded by the threads that write.
+  queue.unlock();
+  size_t taken = 1;
+  {
+    std::lock_guard lock(mu_);
+    Status begun = Exec("BEGIN IMMEDIATE");
+    if (!begun.ok()) {
+      me.status = begun;  // the next in the queue tries again
+    } else {
+      queue.lock();
+      std::vector<Writer*> group(writers_.begin(), writers_.end());
+      queue.unlock();
+      taken = group.size();
+      WriteGroup(group);
+    }
+  }
+  queue.lock();
+  for (size_t i = 0; i < taken; ++i) {
+    Writer* done = writers_.front();
+    writers_.pop_front();
+    done->done = true;
+    if (done != &me) done->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();  // the next leader
+  return me.status;
+}
+
+void SqliteStore::WriteGroup(const std::vector<Writer*>& group) {
+  std::optional<Error> lost;  // SQLite ended the transaction itself: every write of it is lost
+  for (Writer* w : group) {
+    if (lost) {
+      w->status = *lost;
+      continue;
+    }
+    Status s = Exec("SAVEPOINT write");
+    if (s.ok()) {
+      try {
+        s = (*w->body)();
+      } catch (const std::exception& e) {  // its own failure, not the group's nor the queue's
+        s = Error{"internal", e.what()};
+      }
+    }
+    if (sqlite3_get_autocommit(db_) != 0) {
+      // An I/O error, a full disk or a lack of memory rolls the whole transaction back.
+      lost = s.ok() ? StorageError("transaction rolled back") : s.error();
+      for (Writer* before : group) {
+        if (before == w) break;
+        if (before->status.ok()) before->status = *lost;
+      }
+      w->status = *lost;
+      continue;
+    }
+    if (s.ok()) {
+      s = Exec("RELEASE write");
+    } else {
+      // Undone alone: the other writes of the group stay.
+      (void)Exec("ROLLBACK TO write");
+      (void)Exec("RELEASE write");
+    }
+    w->status = s;
+  }
+  if (lost) return;
+  Status committed = Exec("COMMIT");
+  if (!committed.ok()) {
+    (void)Exec("ROLLBACK");
+    for (Writer* w : group) {
+      if (w->status.ok()) w->status = committed;
+    }
+    return;
+  }
+  transactions_.fetch_add(1, std::memory_order_relaxed);
+  writes_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
+}
+
+SqliteStore::WriteStats SqliteStore::write_stats() {
+  WriteStats stats;
+  stats.transactions = transactions_.load(std::memory_order_relaxed);
+  stats.writes = writes_.load(std::memory_order_relaxed);
+  std::lock_guard queue(queue_mu_);
+  stats.queued = static_cast<int64_t>(writers_.size());
+  return stats;
+}
+
 Status SqliteStore::Migrate() {
   std::lock_guard lock(mu_);
   if (Status s = Exec("CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -215,9 +317,8 @@ Result<std::optional<json>> SqliteStore::ReadProfile(const std::string& customer
 Result<ProfileChange> SqliteStore::UpsertProfile(const std::string& customer, const json& patch) {
   if (customer.empty()) return Error{"invalid_argument", "empty customer id"};
   if (!patch.is_object()) return Error{"invalid_argument", "a profile patch is a JSON object"};
-  std::lock_guard lock(mu_);
   ProfileChange change;
-  Status s = Transaction([&]() -> Status {
+  Status s = Write([&]() -> Status {
     auto patched = PatchProfile(customer, patch);
     if (!patched.ok()) return patched.error();
     change = std::move(*patched);
@@ -231,9 +332,8 @@ Result<ProfileChange> SqliteStore::UpsertProfileRecorded(const std::string& cust
                                                          const json& patch, NewEvent on_change) {
   if (customer.empty()) return Error{"invalid_argument", "empty customer id"};
   if (!patch.is_object()) return Error{"invalid_argument", "a profile patch is a JSON object"};
-  std::lock_guard lock(mu_);
   ProfileChange change;
-  Status s = Transaction([&]() -> Status {
+  Status s = Write([&]() -> Status {
     auto patched = PatchProfile(customer, patch);
     if (!patched.ok()) return patched.error();
     change = std::move(*patched);
@@ -274,8 +374,7 @@ Result<ProfileChange> SqliteStore::PatchProfile(const std::string& customer, con
 }
 
 Status SqliteStore::EraseCustomer(const std::string& customer) {
-  std::lock_guard lock(mu_);
-  return Transaction([&]() -> Status {
+  return Write([&]() -> Status {
     static const char* const kErase[] = {
         "DELETE FROM profiles WHERE customer = ?",
         "DELETE FROM events WHERE customer = ?",
@@ -302,9 +401,8 @@ Result<int64_t> SqliteStore::AppendEvents(const std::vector<NewEvent>& events) {
   for (const NewEvent& e : events) {
     if (e.customer.empty()) return Error{"invalid_argument", "an event without a customer"};
   }
-  std::lock_guard lock(mu_);
   int64_t added = 0;
-  Status s = Transaction([&]() -> Status {
+  Status s = Write([&]() -> Status {
     for (const NewEvent& e : events) {
       ITINERA_SQL(q,
                   "INSERT INTO events (event_id, customer, at, body) VALUES (?, ?, ?, ?) "
@@ -540,9 +638,9 @@ Status SqliteStore::ApplyState(const Batch::StateWrite& w) {
 
 Status SqliteStore::Commit(const Batch& batch) {
   if (batch.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
-  // States go last, so a conflict there undoes real work: the rollback is what keeps it whole.
-  return Transaction([&]() -> Status {
+  // States go last, so a conflict there undoes real work: rolling back to the batch's
+  // savepoint (Write) is what keeps it whole.
+  return Write([&]() -> Status {
     for (const auto& p : batch.profiles) {
       if (p.customer.empty() || !p.patch.is_object()) {
         return Error{"invalid_argument", "a profile write needs a customer and an object patch"};

@@ -4,13 +4,22 @@
 // a busy timeout so several connections can share the file, and BEGIN IMMEDIATE write
 // transactions. The schema is created and migrated on Open from an ordered list of migrations;
 // each applied migration is recorded in `schema_migrations`, so a reopen applies only the new
-// ones. Statements are prepared once and cached. One connection per object, guarded by a
-// mutex: thread-safe, calls are serialised. Not copyable; closing happens in the destructor.
+// ones. Statements are prepared once and cached. Thread-safe: one writing connection, guarded
+// by a mutex, and one reading connection (below).
+//
+// Group commit across callers: SQLite has one writer, so the writes of every thread (the
+// inbox's appends, the processor's batches, the lanes' claims and outcomes, the API's profile
+// updates) queue for it, and the first in the queue commits itself and everything queued
+// behind it in one transaction and one fsync, each write in a savepoint of its own: a write
+// that fails (a conflict, a refused argument) is undone alone and the others commit. A caller
+// returns once its transaction has committed. Not copyable; closing happens in the destructor.
 // The implementation is split: sqlite_store.cc (opening, migrations, profiles, events, states,
 // Commit) and sqlite_outbox.cc (outbox, timeline, counters, journey versions).
 #ifndef ITINERA_ORCHESTRATOR_SQLITE_STORE_H_
 #define ITINERA_ORCHESTRATOR_SQLITE_STORE_H_
 
+#include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -41,6 +50,16 @@ class SqliteStore final : public Store {
   Result<int64_t> MigrationCount();
   // "ok", or SQLite's description of the damage (PRAGMA integrity_check).
   Result<std::string> IntegrityCheck();
+
+  // The group commit so far: transactions committed, the writes they carried (each a call such
+  // as AppendEvents or Commit), and the writes queued right now (the one being written
+  // included).
+  struct WriteStats {
+    int64_t transactions = 0;
+    int64_t writes = 0;
+    int64_t queued = 0;
+  };
+  WriteStats write_stats();
 
   Result<std::optional<nlohmann::json>> GetProfile(const std::string& customer) override;
   Result<ProfileChange> UpsertProfile(const std::string& customer,
@@ -104,13 +123,26 @@ class SqliteStore final : public Store {
   Result<std::vector<StoredState>> ReadStates(const std::string& customer);
   Result<std::vector<StoredEvent>> ReadPending(const std::string& customer, int limit);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it or the commit fails.
+  // Opening only (migrations): everything else writes through Write.
   Status Transaction(const std::function<Status()>& body);
+  struct Writer;
+  // Runs `body` in a savepoint of the next write transaction, shared with the writes other
+  // threads queued meanwhile, and returns once that transaction has committed: the body's
+  // status, or the commit's error. `body` runs on whichever thread leads the group, with the
+  // writing connection's mutex held; it must not call Write.
+  Status Write(const std::function<Status()>& body);
+  // The leader's part: the group's bodies, each in its savepoint, then COMMIT (BEGIN done).
+  void WriteGroup(const std::vector<Writer*>& group);
   // Merges `patch` into the customer's profile (created when absent); inside a transaction.
   Result<ProfileChange> PatchProfile(const std::string& customer, const nlohmann::json& patch);
   Status ApplyState(const Batch::StateWrite& write);
   Result<std::optional<OutboxMessage>> ReadMessage(const std::string& id);
 
   std::mutex mu_;  // the writing connection: every transaction, and reads inside them
+  std::mutex queue_mu_;
+  std::deque<Writer*> writers_;  // waiting for a transaction, in order; the front leads
+  std::atomic<int64_t> transactions_{0};
+  std::atomic<int64_t> writes_{0};
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
   // The reading connection. In WAL mode a reader sees the last commit and never waits for a

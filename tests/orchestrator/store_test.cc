@@ -10,6 +10,7 @@
 #include "orchestrator/memory_store.h"
 #include "orchestrator/sqlite_schema.h"
 #include "orchestrator/sqlite_store.h"
+#include "tests/orchestrator/eventually.h"
 #include "tests/orchestrator/store_conformance.h"
 
 namespace itinera::orch::store_testing {
@@ -126,6 +127,92 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAWriter) {
   auto after = store->InboxCustomers(10, PartitionSet());
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(*after, std::vector<std::string>{"c-1"});  // and the next read sees the commit
+}
+
+// Another process takes SQLite's write lock, so the store's next write waits for it at BEGIN
+// (busy timeout), and the writes that other threads start meanwhile queue behind it.
+class HeldWriteLock {
+ public:
+  explicit HeldWriteLock(const fs::path& db) {
+    EXPECT_EQ(sqlite3_open(db.c_str(), &other_), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  ~HeldWriteLock() { Release(); }
+  void Release() {
+    if (other_ == nullptr) return;
+    EXPECT_EQ(sqlite3_exec(other_, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(other_);
+    other_ = nullptr;
+  }
+
+ private:
+  sqlite3* other_ = nullptr;
+};
+
+TEST_F(SqliteStoreTest, WritesQueuedBehindTheWriterCommitInOneTransaction) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
+  const SqliteStore::WriteStats before = store->write_stats();
+  HeldWriteLock held(dir_ / "var" / "itinera.db");
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 1; }));
+  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); });
+  threads.emplace_back([&] { EXPECT_TRUE(store->UpsertProfile("c-3", {{"plan", "pro"}}).ok()); });
+  threads.emplace_back([&] {
+    Batch b;
+    b.outbox.push_back(Message("m-1", At(0)));
+    EXPECT_TRUE(store->Commit(b).ok());
+  });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 4; }));
+  held.Release();
+  for (std::thread& t : threads) t.join();
+
+  const SqliteStore::WriteStats after = store->write_stats();
+  EXPECT_EQ(after.writes - before.writes, 4);
+  EXPECT_EQ(after.transactions - before.transactions, 1);  // one commit, one fsync
+  EXPECT_EQ(after.queued, 0);
+  EXPECT_EQ(*store->InboxCustomers(10, PartitionSet()), (std::vector<std::string>{"c-1", "c-2"}));
+  EXPECT_EQ((**store->GetProfile("c-3"))["plan"], "pro");
+  EXPECT_TRUE(store->GetMessage("m-1")->has_value());
+}
+
+TEST_F(SqliteStoreTest, AFailedWriteIsUndoneAloneAndTheOthersOfItsTransactionCommit) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  Batch first;
+  first.states.push_back({"c-1", "welcome", SampleState("c-1", "x"), 0});
+  ASSERT_TRUE(store->Commit(first).ok());
+  const SqliteStore::WriteStats before = store->write_stats();
+  HeldWriteLock held(dir_ / "var" / "itinera.db");
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 1; }));
+  Status conflict = Status::Ok();
+  threads.emplace_back([&] {
+    // Its profile patch and message are written, then its state conflicts (c-1 is at
+    // version 1): the batch is rolled back to its savepoint.
+    Batch b;
+    b.profiles.push_back({"c-2", {{"plan", "pro"}}});
+    b.outbox.push_back(Message("m-1", At(0)));
+    b.states.push_back({"c-1", "welcome", SampleState("c-1", "y"), 0});
+    conflict = store->Commit(b);
+  });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 2; }));
+  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 3; }));
+  held.Release();
+  for (std::thread& t : threads) t.join();
+
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.error().code, "conflict");
+  const SqliteStore::WriteStats after = store->write_stats();
+  EXPECT_EQ(after.transactions - before.transactions, 1);
+  EXPECT_EQ(*store->InboxCustomers(10, PartitionSet()), (std::vector<std::string>{"c-1", "c-2"}));
+  EXPECT_FALSE(store->GetProfile("c-2")->has_value());
+  EXPECT_FALSE(store->GetMessage("m-1")->has_value());
+  EXPECT_EQ((*store->GetState("c-1", "welcome"))->version, 1);
 }
 
 // LoadCustomers reads a batch in one read transaction; a read that fails part-way still ends it,
