@@ -111,6 +111,12 @@ Status SqliteStore::Exec(const char* sql) {
   return Status::Ok();
 }
 
+Status SqliteStore::Run(const char* sql) {
+  ITINERA_SQL(q, sql);
+  if (q.Step() != SQLITE_DONE) return StorageError(sql);
+  return Status::Ok();
+}
+
 Result<sqlite3_stmt*> SqliteStore::Prepare(const char* sql) {
   auto it = statements_.find(sql);
   if (it != statements_.end()) return it->second;
@@ -170,7 +176,7 @@ Status SqliteStore::Write(const std::function<Status()>& body) {
   size_t taken = 1;
   {
     std::lock_guard lock(mu_);
-    Status begun = Exec("BEGIN IMMEDIATE");
+    Status begun = Run("BEGIN IMMEDIATE");
     if (!begun.ok()) {
       me.status = begun;  // the next in the queue tries again
     } else {
@@ -193,13 +199,29 @@ Status SqliteStore::Write(const std::function<Status()>& body) {
 }
 
 void SqliteStore::WriteGroup(const std::vector<Writer*>& group) {
+  if (group.size() == 1) {  // alone: no savepoint needed, the transaction is the write's own
+    Writer* w = group.front();
+    try {
+      w->status = (*w->body)();
+    } catch (const std::exception& e) {
+      w->status = Error{"internal", e.what()};
+    }
+    if (w->status.ok()) w->status = Run("COMMIT");
+    if (!w->status.ok()) {
+      (void)Run("ROLLBACK");
+      return;
+    }
+    transactions_.fetch_add(1, std::memory_order_relaxed);
+    writes_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   std::optional<Error> lost;  // SQLite ended the transaction itself: every write of it is lost
   for (Writer* w : group) {
     if (lost) {
       w->status = *lost;
       continue;
     }
-    Status s = Exec("SAVEPOINT write");
+    Status s = Run("SAVEPOINT write");
     if (s.ok()) {
       try {
         s = (*w->body)();
@@ -218,18 +240,18 @@ void SqliteStore::WriteGroup(const std::vector<Writer*>& group) {
       continue;
     }
     if (s.ok()) {
-      s = Exec("RELEASE write");
+      s = Run("RELEASE write");
     } else {
       // Undone alone: the other writes of the group stay.
-      (void)Exec("ROLLBACK TO write");
-      (void)Exec("RELEASE write");
+      (void)Run("ROLLBACK TO write");
+      (void)Run("RELEASE write");
     }
     w->status = s;
   }
   if (lost) return;
-  Status committed = Exec("COMMIT");
+  Status committed = Run("COMMIT");
   if (!committed.ok()) {
-    (void)Exec("ROLLBACK");
+    (void)Run("ROLLBACK");
     for (Writer* w : group) {
       if (w->status.ok()) w->status = committed;
     }

@@ -110,6 +110,7 @@ class SqliteStore final : public Store {
   Status OpenReader(const std::string& path);
 
   Status Exec(const char* sql);  // statements without results (pragmas, DDL)
+  Status Run(const char* sql);   // the same, prepared once and cached (transaction control)
   Status Migrate();
   Result<sqlite3_stmt*> Prepare(const char* sql);
   // Reads that are not part of a write go through the reading connection, under its own lock.
