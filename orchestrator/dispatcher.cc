@@ -226,7 +226,10 @@ void Dispatcher::Loop(Lane& lane) {
       continue;
     }
     std::unique_lock lock(mu_);
-    wake_.wait_for(lock, options_.idle_poll, [&] { return stopping_ || lane.pokes != seen; });
+    // At least 1 ms: an idle lane must sleep between its looks, or it would spin on empty
+    // claims.
+    const auto idle = std::max(options_.idle_poll, std::chrono::milliseconds(1));
+    wake_.wait_for(lock, idle, [&] { return stopping_ || lane.pokes != seen; });
   }
   {
     std::lock_guard lock(lane.queue_mu);

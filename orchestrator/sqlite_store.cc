@@ -176,15 +176,28 @@ Status SqliteStore::Write(const std::function<Status()>& body) {
   size_t taken = 1;
   {
     std::lock_guard lock(mu_);
-    Status begun = Run("BEGIN IMMEDIATE");
-    if (!begun.ok()) {
-      me.status = begun;  // the next in the queue tries again
-    } else {
-      queue.lock();
-      std::vector<Writer*> group(writers_.begin(), writers_.end());
-      queue.unlock();
-      taken = group.size();
-      WriteGroup(group);
+    try {
+      // A ROLLBACK that failed before may have left a transaction open: end it, or no BEGIN
+      // would ever succeed again.
+      if (sqlite3_get_autocommit(db_) == 0) RollBack();
+      Status begun = Run("BEGIN IMMEDIATE");
+      if (!begun.ok()) {
+        me.status = begun;  // the next in the queue tries again
+      } else {
+        std::vector<Writer*> group;
+        {
+          std::lock_guard again(queue_mu_);
+          taken = writers_.size();
+          group.assign(writers_.begin(), writers_.end());
+        }
+        WriteGroup(group);
+      }
+    } catch (const std::exception& e) {
+      // The leader's own work ran out of memory: nothing of the group is kept, and the queue
+      // still moves on.
+      RollBack();
+      std::lock_guard again(queue_mu_);
+      for (size_t i = 0; i < taken; ++i) writers_[i]->status = Error{"internal", e.what()};
     }
   }
   queue.lock();
@@ -198,67 +211,77 @@ Status SqliteStore::Write(const std::function<Status()>& body) {
   return me.status;
 }
 
+void SqliteStore::RollBack() {
+  if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+namespace {
+
+// A write's body, its exceptions turned into its own error.
+Status RunBody(const std::function<Status()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return Error{"internal", e.what()};
+  } catch (...) {
+    return Error{"internal", "unknown exception"};
+  }
+}
+
+}  // namespace
+
 void SqliteStore::WriteGroup(const std::vector<Writer*>& group) {
   if (group.size() == 1) {  // alone: no savepoint needed, the transaction is the write's own
     Writer* w = group.front();
-    try {
-      w->status = (*w->body)();
-    } catch (const std::exception& e) {
-      w->status = Error{"internal", e.what()};
-    }
+    w->status = RunBody(*w->body);
     if (w->status.ok()) w->status = Run("COMMIT");
     if (!w->status.ok()) {
-      (void)Run("ROLLBACK");
+      RollBack();
       return;
     }
     transactions_.fetch_add(1, std::memory_order_relaxed);
     writes_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  std::optional<Error> lost;  // SQLite ended the transaction itself: every write of it is lost
+  // Set when the transaction cannot commit as it is: SQLite rolled it back itself (an I/O
+  // error, a full disk, no memory), or a failed write could not be undone alone. Every write of
+  // the group then fails, and none is kept.
+  std::optional<Error> lost;
+  int64_t kept = 0;
   for (Writer* w : group) {
-    if (lost) {
-      w->status = *lost;
-      continue;
-    }
     Status s = Run("SAVEPOINT write");
-    if (s.ok()) {
-      try {
-        s = (*w->body)();
-      } catch (const std::exception& e) {  // its own failure, not the group's nor the queue's
-        s = Error{"internal", e.what()};
-      }
-    }
+    if (s.ok()) s = RunBody(*w->body);
     if (sqlite3_get_autocommit(db_) != 0) {
-      // An I/O error, a full disk or a lack of memory rolls the whole transaction back.
       lost = s.ok() ? StorageError("transaction rolled back") : s.error();
-      for (Writer* before : group) {
-        if (before == w) break;
-        if (before->status.ok()) before->status = *lost;
-      }
-      w->status = *lost;
-      continue;
+      break;
     }
     if (s.ok()) {
-      s = Run("RELEASE write");
+      if (Status released = Run("RELEASE write"); !released.ok()) {
+        lost = released.error();
+        break;
+      }
+      ++kept;
     } else {
       // Undone alone: the other writes of the group stay.
-      (void)Run("ROLLBACK TO write");
-      (void)Run("RELEASE write");
+      Status undone = Run("ROLLBACK TO write");
+      if (undone.ok()) undone = Run("RELEASE write");
+      if (!undone.ok()) {
+        lost = undone.error();
+        break;
+      }
     }
     w->status = s;
   }
-  if (lost) return;
-  Status committed = Run("COMMIT");
+  Status committed = lost ? Status(*lost) : Run("COMMIT");
   if (!committed.ok()) {
-    (void)Run("ROLLBACK");
+    RollBack();
     for (Writer* w : group) {
       if (w->status.ok()) w->status = committed;
     }
     return;
   }
   transactions_.fetch_add(1, std::memory_order_relaxed);
-  writes_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
+  writes_.fetch_add(kept, std::memory_order_relaxed);
 }
 
 SqliteStore::WriteStats SqliteStore::write_stats() {

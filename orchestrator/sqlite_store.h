@@ -51,9 +51,9 @@ class SqliteStore final : public Store {
   // "ok", or SQLite's description of the damage (PRAGMA integrity_check).
   Result<std::string> IntegrityCheck();
 
-  // The group commit so far: transactions committed, the writes they carried (each a call such
-  // as AppendEvents or Commit), and the writes queued right now (the one being written
-  // included).
+  // The group commit so far: transactions committed, the writes they committed (each a call
+  // such as AppendEvents or Commit; one rolled back to its savepoint does not count), and the
+  // writes queued right now (the one being written included).
   struct WriteStats {
     int64_t transactions = 0;
     int64_t writes = 0;
@@ -134,6 +134,8 @@ class SqliteStore final : public Store {
   Status Write(const std::function<Status()>& body);
   // The leader's part: the group's bodies, each in its savepoint, then COMMIT (BEGIN done).
   void WriteGroup(const std::vector<Writer*>& group);
+  // Ends the open transaction, if any, keeping nothing of it; never fails or throws.
+  void RollBack();
   // Merges `patch` into the customer's profile (created when absent); inside a transaction.
   Result<ProfileChange> PatchProfile(const std::string& customer, const nlohmann::json& patch);
   Status ApplyState(const Batch::StateWrite& write);

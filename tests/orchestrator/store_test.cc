@@ -215,6 +215,35 @@ TEST_F(SqliteStoreTest, AFailedWriteIsUndoneAloneAndTheOthersOfItsTransactionCom
   EXPECT_EQ((*store->GetState("c-1", "welcome"))->version, 1);
 }
 
+TEST_F(SqliteStoreTest, AWriteThatThrowsFailsAloneAndTheStoreWritesOn) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  NewEvent bad = Event("e-bad", "c-9");
+  bad.body["note"] = std::string("\xff\xfe");  // not UTF-8: serialising it throws
+  auto alone = store->AppendEvents({bad});
+  ASSERT_FALSE(alone.ok());
+  EXPECT_EQ(alone.error().code, "internal");
+  EXPECT_TRUE(store->AppendEvents({Event("e-0", "c-0")}).ok());  // no transaction left open
+
+  // The same inside a group: the writes around it commit, in one transaction.
+  const SqliteStore::WriteStats before = store->write_stats();
+  HeldWriteLock held(dir_ / "var" / "itinera.db");
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 1; }));
+  threads.emplace_back([&] { EXPECT_FALSE(store->AppendEvents({bad}).ok()); });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 2; }));
+  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); });
+  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 3; }));
+  held.Release();
+  for (std::thread& t : threads) t.join();
+  const SqliteStore::WriteStats after = store->write_stats();
+  EXPECT_EQ(after.transactions - before.transactions, 1);
+  EXPECT_EQ(after.writes - before.writes, 2);
+  EXPECT_EQ(*store->InboxCustomers(10, PartitionSet()),
+            (std::vector<std::string>{"c-0", "c-1", "c-2"}));
+}
+
 // LoadCustomers reads a batch in one read transaction; a read that fails part-way still ends it,
 // so the next batch starts a fresh one and sees what was committed since.
 TEST_F(SqliteStoreTest, AFailedBatchReadEndsItsTransaction) {
