@@ -46,17 +46,18 @@ Result<OutboxMessage> ReadOutboxRow(Query& q) {
 }  // namespace
 
 Result<std::optional<OutboxMessage>> SqliteStore::ReadMessage(const std::string& id) {
-  ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT "FROM outbox WHERE id = ?");
+  ITINERA_READ_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT "FROM outbox WHERE id = ?");
   int rc = q.Bind(id).Step();
   if (rc == SQLITE_DONE) return std::optional<OutboxMessage>();
-  if (rc != SQLITE_ROW) return StorageError("read message");
+  if (rc != SQLITE_ROW) return ReadError("read message");
   auto m = ReadOutboxRow(q);
   if (!m.ok()) return m.error();
   return std::optional<OutboxMessage>(std::move(*m));
 }
 
 Result<std::optional<OutboxMessage>> SqliteStore::GetMessage(const std::string& id) {
-  std::lock_guard lock(mu_);
+  // On the reading connection: a tracking link's redirect never waits for a write.
+  auto lock = LockRead();
   return ReadMessage(id);
 }
 

@@ -139,7 +139,7 @@ class SqliteStore final : public Store {
   // Merges `patch` into the customer's profile (created when absent); inside a transaction.
   Result<ProfileChange> PatchProfile(const std::string& customer, const nlohmann::json& patch);
   Status ApplyState(const Batch::StateWrite& write);
-  Result<std::optional<OutboxMessage>> ReadMessage(const std::string& id);
+  Result<std::optional<OutboxMessage>> ReadMessage(const std::string& id);  // LockRead held
 
   std::mutex mu_;  // the writing connection: every transaction, and reads inside them
   std::mutex queue_mu_;

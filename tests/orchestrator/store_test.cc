@@ -103,6 +103,9 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAWriter) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
+  Batch sent;
+  sent.outbox.push_back(Message("m-1", At(0)));
+  ASSERT_TRUE(store->Commit(sent).ok());
   // Another process holds the write lock, so the store's next write waits inside its
   // transaction (busy timeout) — holding the writing connection the whole time.
   sqlite3* other = nullptr;
@@ -115,7 +118,9 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAWriter) {
   auto profile = store->GetProfile("c-1");
   auto states = store->ListStates("c-1");
   auto inbox = store->InboxCustomers(10, PartitionSet());
+  auto message = store->GetMessage("m-1");  // a tracking link's look-up
   auto waited = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(message.ok() && message->has_value());
   ASSERT_TRUE(profile.ok() && profile->has_value());
   EXPECT_EQ((**profile)["email"], "ann@example.com");
   ASSERT_TRUE(states.ok() && inbox.ok());
