@@ -179,7 +179,7 @@ Status SqliteStore::Write(const std::function<Status()>& body) {
     try {
       // A ROLLBACK that failed before may have left a transaction open: end it, or no BEGIN
       // would ever succeed again.
-      if (sqlite3_get_autocommit(db_) == 0) RollBack();
+      RollBack();
       Status begun = Run("BEGIN IMMEDIATE");
       if (!begun.ok()) {
         me.status = begun;  // the next in the queue tries again
@@ -231,46 +231,37 @@ Status RunBody(const std::function<Status()>& body) {
 }  // namespace
 
 void SqliteStore::WriteGroup(const std::vector<Writer*>& group) {
+  // Set when the transaction cannot commit as it is: a write alone failed, SQLite rolled it
+  // back itself (an I/O error, a full disk, no memory), or a failed write of a group could not
+  // be undone alone. Every write of the group then fails, and none is kept.
+  std::optional<Error> lost;
+  int64_t kept = 0;
   if (group.size() == 1) {  // alone: no savepoint needed, the transaction is the write's own
     Writer* w = group.front();
     w->status = RunBody(*w->body);
-    if (w->status.ok()) w->status = Run("COMMIT");
-    if (!w->status.ok()) {
-      RollBack();
-      return;
-    }
-    transactions_.fetch_add(1, std::memory_order_relaxed);
-    writes_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  // Set when the transaction cannot commit as it is: SQLite rolled it back itself (an I/O
-  // error, a full disk, no memory), or a failed write could not be undone alone. Every write of
-  // the group then fails, and none is kept.
-  std::optional<Error> lost;
-  int64_t kept = 0;
-  for (Writer* w : group) {
-    Status s = Run("SAVEPOINT write");
-    if (s.ok()) s = RunBody(*w->body);
-    if (sqlite3_get_autocommit(db_) != 0) {
-      lost = s.ok() ? StorageError("transaction rolled back") : s.error();
-      break;
-    }
-    if (s.ok()) {
-      if (Status released = Run("RELEASE write"); !released.ok()) {
-        lost = released.error();
-        break;
-      }
-      ++kept;
+    if (w->status.ok()) {
+      kept = 1;
     } else {
-      // Undone alone: the other writes of the group stay.
-      Status undone = Run("ROLLBACK TO write");
-      if (undone.ok()) undone = Run("RELEASE write");
-      if (!undone.ok()) {
-        lost = undone.error();
+      lost = w->status.error();
+    }
+  } else {
+    for (Writer* w : group) {
+      Status s = Run("SAVEPOINT write");
+      if (s.ok()) s = RunBody(*w->body);
+      if (sqlite3_get_autocommit(db_) != 0) {
+        lost = s.ok() ? StorageError("transaction rolled back") : s.error();
         break;
       }
+      // Released when it succeeded; otherwise undone alone, and the other writes stay.
+      Status ended = s.ok() ? Run("RELEASE write") : Run("ROLLBACK TO write");
+      if (ended.ok() && !s.ok()) ended = Run("RELEASE write");
+      if (!ended.ok()) {
+        lost = ended.error();
+        break;
+      }
+      if (s.ok()) ++kept;
+      w->status = s;
     }
-    w->status = s;
   }
   Status committed = lost ? Status(*lost) : Run("COMMIT");
   if (!committed.ok()) {

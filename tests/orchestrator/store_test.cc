@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -134,24 +135,38 @@ TEST_F(SqliteStoreTest, ReadsDoNotWaitForAWriter) {
   EXPECT_EQ(*after, std::vector<std::string>{"c-1"});  // and the next read sees the commit
 }
 
-// Another process takes SQLite's write lock, so the store's next write waits for it at BEGIN
-// (busy timeout), and the writes that other threads start meanwhile queue behind it.
-class HeldWriteLock {
+// Writes queued for the store's writer while another process holds SQLite's write lock: the
+// first waits for it at BEGIN (busy timeout), the others queue behind it. Each write runs on a
+// thread of its own; Finish releases the lock and waits for them all.
+class QueuedWrites {
  public:
-  explicit HeldWriteLock(const fs::path& db) {
+  QueuedWrites(SqliteStore& store, const fs::path& db) : store_(store) {
     EXPECT_EQ(sqlite3_open(db.c_str(), &other_), SQLITE_OK);
     EXPECT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   }
-  ~HeldWriteLock() { Release(); }
-  void Release() {
-    if (other_ == nullptr) return;
-    EXPECT_EQ(sqlite3_exec(other_, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(other_);
-    other_ = nullptr;
+  ~QueuedWrites() { Finish(); }
+
+  // Starts `write` and returns once it is in the queue, so writes queue in the order added.
+  bool Add(std::function<void()> write) {
+    const int64_t queued = store_.write_stats().queued;
+    threads_.emplace_back(std::move(write));
+    return testing::Eventually([&] { return store_.write_stats().queued == queued + 1; });
+  }
+
+  void Finish() {
+    if (other_ != nullptr) {
+      EXPECT_EQ(sqlite3_exec(other_, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+      sqlite3_close(other_);
+      other_ = nullptr;
+    }
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
   }
 
  private:
+  SqliteStore& store_;
   sqlite3* other_ = nullptr;
+  std::vector<std::thread> threads_;
 };
 
 TEST_F(SqliteStoreTest, WritesQueuedBehindTheWriterCommitInOneTransaction) {
@@ -159,20 +174,18 @@ TEST_F(SqliteStoreTest, WritesQueuedBehindTheWriterCommitInOneTransaction) {
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->UpsertProfile("c-1", {{"email", "ann@example.com"}}).ok());
   const SqliteStore::WriteStats before = store->write_stats();
-  HeldWriteLock held(dir_ / "var" / "itinera.db");
-  std::vector<std::thread> threads;
-  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 1; }));
-  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); });
-  threads.emplace_back([&] { EXPECT_TRUE(store->UpsertProfile("c-3", {{"plan", "pro"}}).ok()); });
-  threads.emplace_back([&] {
+  QueuedWrites queued(*store, dir_ / "var" / "itinera.db");
+  ASSERT_TRUE(queued.Add([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); }));
+  ASSERT_TRUE(queued.Add([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); }));
+  ASSERT_TRUE(queued.Add([&] {
+    EXPECT_TRUE(store->UpsertProfile("c-3", {{"plan", "pro"}}).ok());
+  }));
+  ASSERT_TRUE(queued.Add([&] {
     Batch b;
     b.outbox.push_back(Message("m-1", At(0)));
     EXPECT_TRUE(store->Commit(b).ok());
-  });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 4; }));
-  held.Release();
-  for (std::thread& t : threads) t.join();
+  }));
+  queued.Finish();
 
   const SqliteStore::WriteStats after = store->write_stats();
   EXPECT_EQ(after.writes - before.writes, 4);
@@ -190,12 +203,10 @@ TEST_F(SqliteStoreTest, AFailedWriteIsUndoneAloneAndTheOthersOfItsTransactionCom
   first.states.push_back({"c-1", "welcome", SampleState("c-1", "x"), 0});
   ASSERT_TRUE(store->Commit(first).ok());
   const SqliteStore::WriteStats before = store->write_stats();
-  HeldWriteLock held(dir_ / "var" / "itinera.db");
-  std::vector<std::thread> threads;
-  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 1; }));
   Status conflict = Status::Ok();
-  threads.emplace_back([&] {
+  QueuedWrites queued(*store, dir_ / "var" / "itinera.db");
+  ASSERT_TRUE(queued.Add([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); }));
+  ASSERT_TRUE(queued.Add([&] {
     // Its profile patch and message are written, then its state conflicts (c-1 is at
     // version 1): the batch is rolled back to its savepoint.
     Batch b;
@@ -203,12 +214,9 @@ TEST_F(SqliteStoreTest, AFailedWriteIsUndoneAloneAndTheOthersOfItsTransactionCom
     b.outbox.push_back(Message("m-1", At(0)));
     b.states.push_back({"c-1", "welcome", SampleState("c-1", "y"), 0});
     conflict = store->Commit(b);
-  });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 2; }));
-  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 3; }));
-  held.Release();
-  for (std::thread& t : threads) t.join();
+  }));
+  ASSERT_TRUE(queued.Add([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); }));
+  queued.Finish();
 
   ASSERT_FALSE(conflict.ok());
   EXPECT_EQ(conflict.error().code, "conflict");
@@ -232,16 +240,11 @@ TEST_F(SqliteStoreTest, AWriteThatThrowsFailsAloneAndTheStoreWritesOn) {
 
   // The same inside a group: the writes around it commit, in one transaction.
   const SqliteStore::WriteStats before = store->write_stats();
-  HeldWriteLock held(dir_ / "var" / "itinera.db");
-  std::vector<std::thread> threads;
-  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 1; }));
-  threads.emplace_back([&] { EXPECT_FALSE(store->AppendEvents({bad}).ok()); });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 2; }));
-  threads.emplace_back([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); });
-  ASSERT_TRUE(testing::Eventually([&] { return store->write_stats().queued == 3; }));
-  held.Release();
-  for (std::thread& t : threads) t.join();
+  QueuedWrites queued(*store, dir_ / "var" / "itinera.db");
+  ASSERT_TRUE(queued.Add([&] { EXPECT_TRUE(store->AppendEvents({Event("e-1", "c-1")}).ok()); }));
+  ASSERT_TRUE(queued.Add([&] { EXPECT_FALSE(store->AppendEvents({bad}).ok()); }));
+  ASSERT_TRUE(queued.Add([&] { EXPECT_TRUE(store->AppendEvents({Event("e-2", "c-2")}).ok()); }));
+  queued.Finish();
   const SqliteStore::WriteStats after = store->write_stats();
   EXPECT_EQ(after.transactions - before.transactions, 1);
   EXPECT_EQ(after.writes - before.writes, 2);
