@@ -306,6 +306,14 @@ int RunDaemon(const Config& config) {
   popts.committed = [&dispatcher](int, const std::vector<std::string>& channels) {
     for (const std::string& channel : channels) dispatcher.Poke(channel);
   };
+  // A lane that is keeping up takes a batch's messages straight from the processor, claimed as
+  // they are committed: no claim, and no wake-up, between the commit and the send.
+  popts.hand_over.takes = [&dispatcher](const std::string& lane) { return dispatcher.Takes(lane); };
+  popts.hand_over.claim = [&dispatcher](OutboxMessage& m, Time now) { dispatcher.Claimed(m, now); };
+  popts.hand_over.take = [&dispatcher](const std::string& lane, std::vector<OutboxMessage> ms,
+                                       std::chrono::steady_clock::time_point at) {
+    dispatcher.Take(lane, std::move(ms), at);
+  };
   popts.stop = [&stopping] { return stopping.load(); };
   Processor processor(*store, clock, registry, config.directory, popts);
 
@@ -446,6 +454,11 @@ int RunDaemon(const Config& config) {
                  ls.cancelled);
       sync.Total("itinera_messages_total", help, {{"lane", lane}, {"outcome", "deferred"}},
                  ls.deferred);
+      const char* source = "Messages a lane took up, by where it found them.";
+      sync.Total("itinera_messages_taken_total", source, {{"lane", lane}, {"from", "claim"}},
+                 ls.claimed);
+      sync.Total("itinera_messages_taken_total", source, {{"lane", lane}, {"from", "commit"}},
+                 ls.taken);
     }
   };
 

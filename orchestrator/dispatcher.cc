@@ -182,15 +182,8 @@ void Dispatcher::Stop() {
 void Dispatcher::Loop(Lane& lane) {
   while (!stopping_) {
     {
-      // How many passes may be unfinished at once: the one being sent, and the next one claimed
-      // ahead when the last pass took less than a quarter of the lease. A pass claimed ahead
-      // waits for the current one, and its lease runs meanwhile: behind a slow or rate-limited
-      // pass it would be given back late, each of its messages an attempt the poorer.
       std::unique_lock lock(lane.queue_mu);
-      lane.queue_cv.wait(lock, [&] {
-        const int depth = lane.rate <= 0 && lane.quick ? 2 : 1;
-        return stopping_ || lane.unfinished < depth;
-      });
+      lane.queue_cv.wait(lock, [&] { return stopping_ || Ready(lane); });
     }
     if (stopping_) break;
     uint64_t seen;
@@ -203,26 +196,7 @@ void Dispatcher::Loop(Lane& lane) {
       LogError("dispatcher pass failed", {{"lane", lane.name}, {"error", claimed.error().message}});
     } else if (*claimed != nullptr) {
       std::shared_ptr<Pass> pass = std::move(*claimed);
-      while (lane.workers.size() < static_cast<size_t>(connections_)) {
-        LaneConnectors* connectors = &lane.connectors[lane.workers.size()];
-        try {
-          lane.workers.emplace_back([this, &lane, connectors] { Serve(lane, *connectors); });
-        } catch (const std::system_error& e) {
-          LogWarn("cannot start a sender worker", {{"lane", lane.name}, {"error", e.what()}});
-          break;
-        }
-      }
-      if (lane.workers.empty()) {  // no thread to be had: this one sends the pass itself
-        Work(*pass, lane.connectors[0]);
-        continue;
-      }
-      {
-        std::lock_guard lock(lane.queue_mu);
-        pass->queued = true;
-        lane.queue.push_back(std::move(pass));
-        ++lane.unfinished;
-      }
-      lane.queue_cv.notify_all();
+      if (!Queue(lane, pass)) Work(*pass, lane.connectors[0]);  // no thread: send it here
       continue;
     }
     std::unique_lock lock(mu_);
@@ -236,6 +210,80 @@ void Dispatcher::Loop(Lane& lane) {
     lane.closed = true;
   }
   lane.queue_cv.notify_all();
+}
+
+bool Dispatcher::Ready(const Lane& lane) const {
+  // How many passes may be unfinished at once: the one being sent, and the next one claimed
+  // ahead when the last pass took less than a quarter of the lease. A pass claimed ahead
+  // waits for the current one, and its lease runs meanwhile: behind a slow or rate-limited
+  // pass it would be given back late, each of its messages an attempt the poorer.
+  const int depth = lane.rate <= 0 && lane.quick ? 2 : 1;
+  return lane.unfinished < depth;
+}
+
+bool Dispatcher::Queue(Lane& lane, std::shared_ptr<Pass> pass) {
+  // Only the lane's thread starts workers (Take queues once they run).
+  while (lane.workers.size() < static_cast<size_t>(connections_)) {
+    LaneConnectors* connectors = &lane.connectors[lane.workers.size()];
+    try {
+      lane.workers.emplace_back([this, &lane, connectors] { Serve(lane, *connectors); });
+    } catch (const std::system_error& e) {
+      LogWarn("cannot start a sender worker", {{"lane", lane.name}, {"error", e.what()}});
+      break;
+    }
+  }
+  if (lane.workers.empty()) return false;
+  {
+    std::lock_guard lock(lane.queue_mu);
+    lane.serving = true;
+    pass->queued = true;
+    lane.queue.push_back(std::move(pass));
+    ++lane.unfinished;
+  }
+  lane.queue_cv.notify_all();
+  return true;
+}
+
+bool Dispatcher::Takes(const std::string& name) {
+  auto it = lanes_.find(name);
+  if (it == lanes_.end() || stopping_) return false;
+  Lane& lane = *it->second;
+  if (lane.rate > 0) return false;
+  std::lock_guard lock(lane.queue_mu);
+  return lane.serving && !lane.closed && Ready(lane);
+}
+
+void Dispatcher::Claimed(OutboxMessage& message, Time now) const {
+  message.attempts += 1;
+  message.not_before = now + options_.lease;
+}
+
+void Dispatcher::Take(const std::string& name, std::vector<OutboxMessage> messages,
+                      std::chrono::steady_clock::time_point claimed) {
+  if (messages.empty()) return;
+  Lane& lane = *lanes_.at(name);
+  auto pass = std::make_shared<Pass>(lane, std::move(messages), claimed);
+  {
+    std::lock_guard lock(lane.queue_mu);
+    // Until the lane thread closes the lane, its workers are there to take the pass: they
+    // leave only once it is closed and the queue is empty.
+    if (!lane.closed) {
+      pass->queued = true;
+      lane.queue.push_back(pass);
+      ++lane.unfinished;
+    }
+  }
+  if (pass->queued) {
+    lane.stats->taken += static_cast<int64_t>(pass->messages.size());
+    lane.queue_cv.notify_all();
+    return;
+  }
+  // Stopped: back to the outbox, due at once, for the next start to claim.
+  std::vector<OutboxOutcome> back;
+  for (const OutboxMessage& m : pass->messages) {
+    back.push_back({m.id, OutboxOutcome::kRetry, clock_.Now(), m.last_error});
+  }
+  Flush(name, back);
 }
 
 void Dispatcher::Serve(Lane& lane, LaneConnectors& connectors) {
@@ -270,6 +318,7 @@ Result<std::shared_ptr<Dispatcher::Pass>> Dispatcher::Claim(Lane& lane) {
   auto claimed = store_.ClaimDue(now, ClaimSize(lane), options_.lease, lane.name);
   if (!claimed.ok()) return claimed.error();
   if (claimed->empty()) return std::shared_ptr<Pass>();
+  lane.stats->claimed += static_cast<int64_t>(claimed->size());
   return std::make_shared<Pass>(lane, std::move(*claimed), started);
 }
 

@@ -16,10 +16,12 @@
 // once its lease runs out.
 //
 // Once started, a lane's thread only claims; its workers live as long as the lane and
-// take messages from the passes it queues. An unthrottled lane whose last pass took under a
-// quarter of the lease claims its next pass while the workers send the current one, so the
-// connections do not idle through a claim; a rate-limited or slow lane claims one pass at a
-// time, since a pass claimed early would spend its lease waiting.
+// take messages from the passes it queues. A started lane that is keeping up also takes fresh
+// messages straight from the processor (Takes, Claimed, Take): the commit that inserts them
+// claims them, and they are queued as a pass of their own without a claim. An unthrottled lane
+// whose last pass took under a quarter of the lease claims its next pass while the workers send the
+// current one, so the connections do not idle through a claim; a rate-limited or slow lane claims
+// one pass at a time, since a pass claimed early would spend its lease waiting.
 //
 // Just before an email or SMS goes out, consent, the address, frequency caps and quiet hours are
 // checked again (on its chunk's read) with the engine's own DeliverHeld: withdrawn consent
@@ -85,6 +87,8 @@ struct LaneStats {
   std::atomic<int64_t> cancelled{0};
   std::atomic<int64_t> deferred{0};
   std::atomic<int64_t> send_micros{0};
+  std::atomic<int64_t> claimed{0};  // messages claimed from the outbox
+  std::atomic<int64_t> taken{0};    // messages taken straight from the processor (Take)
 };
 
 class Dispatcher {
@@ -107,6 +111,21 @@ class Dispatcher {
   void Poke(const std::string& lane);
   // Finishes the sends in progress, gives back what was claimed and not sent, joins.
   void Stop();
+
+  // Fresh messages handed over in memory, so that their lane need not claim them: the daemon's
+  // processor asks Takes before the commit that inserts a lane's messages. When it answers
+  // true, the processor inserts those due now already claimed (Claimed) and gives the ones its
+  // commit inserted to Take. A lane takes them when it is started, not rate-limited, and not
+  // busy (it would claim now itself); a busy lane declines, and its messages are claimed from
+  // the outbox in bulk, so a burst does not queue passes whose leases run while they wait.
+  bool Takes(const std::string& lane);
+  // `message` as ClaimDue leaves a message it claims at `now`: one attempt more, leased.
+  void Claimed(OutboxMessage& message, Time now) const;
+  // Delivers messages of `lane` committed claimed (Claimed) at `claimed` (taken before the
+  // commit, so the pass's lease is not overestimated). A lane stopped meanwhile gives them back
+  // to the outbox, due at once.
+  void Take(const std::string& lane, std::vector<OutboxMessage> messages,
+            std::chrono::steady_clock::time_point claimed);
 
   // One pass of one lane: claims what is due and delivers it, on the caller's thread and
   // `connections` - 1 more, and records every outcome before it returns. Returns how many
@@ -132,10 +151,11 @@ class Dispatcher {
     std::mutex queue_mu;
     std::condition_variable queue_cv;         // a pass queued or finished, or the lane closed
     std::deque<std::shared_ptr<Pass>> queue;  // passes with messages not yet taken
-    int unfinished = 0;   // passes queued and not all recorded; guarded by queue_mu
-    bool quick = false;   // the last pass took under a quarter of the lease; guarded by queue_mu
-    bool closed = false;  // the lane thread has stopped: workers leave once the queue is empty
-    uint64_t pokes = 0;   // Poke()s and Poke(name)s so far; guarded by the dispatcher's mu_
+    int unfinished = 0;    // passes queued and not all recorded; guarded by queue_mu
+    bool quick = false;    // the last pass took under a quarter of the lease; guarded by queue_mu
+    bool closed = false;   // the lane thread has stopped: workers leave once the queue is empty
+    bool serving = false;  // its workers have started (Take queues only then)
+    uint64_t pokes = 0;    // Poke()s and Poke(name)s so far; guarded by the dispatcher's mu_
   };
 
   // A started lane's thread: claims a pass whenever fewer than its depth are unfinished.
@@ -143,6 +163,10 @@ class Dispatcher {
   // A started lane's sender worker: works on the queued passes until the lane closes.
   void Serve(Lane& lane, LaneConnectors& connectors);
   void MakeConnectors(Lane& lane);
+  // Queues a pass for the started lane's workers; false when they could not be started.
+  bool Queue(Lane& lane, std::shared_ptr<Pass> pass);
+  // Whether a started lane would claim now: fewer passes unfinished than it keeps going.
+  bool Ready(const Lane& lane) const;  // with lane.queue_mu held
   int ClaimSize(const Lane& lane) const;
   // The lease, fine enough to be divided (a lease of 1 s halves to 500 ms, not 0).
   std::chrono::duration<double> Lease() const { return options_.lease; }

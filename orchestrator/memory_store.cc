@@ -318,8 +318,9 @@ Result<std::vector<JourneyVersion>> MemoryStore::ListJourneyVersions() {
   return out;
 }
 
-Status MemoryStore::Commit(const Batch& batch) {
+Status MemoryStore::Commit(const Batch& batch, std::vector<size_t>* inserted) {
   std::lock_guard lock(mu_);
+  if (inserted != nullptr) inserted->clear();
   // Validate everything first: after this point nothing can fail, so the batch is all or none.
   std::map<Key, int64_t> versions;  // as the batch's earlier writes leave them
   for (const auto& w : batch.states) {
@@ -361,11 +362,12 @@ Status MemoryStore::Commit(const Batch& batch) {
     auto it = events_.find(seq);
     if (it != events_.end()) it->second.processed = true;
   }
-  for (const auto& m : batch.outbox) {
+  for (size_t i = 0; i < batch.outbox.size(); ++i) {
+    const OutboxMessage& m = batch.outbox[i];
     if (outbox_.count(m.id)) continue;  // the idempotency key: inserted once
+    if (inserted != nullptr) inserted->push_back(i);
     OutboxMessage& stored = outbox_[m.id] = m;
     stored.status = MessageStatus::kPending;
-    stored.attempts = 0;
     stored.last_error.clear();
     stored.sent_at.reset();
     pending_.insert({stored.not_before, stored.id});

@@ -62,7 +62,8 @@ class MemoryStore final : public Store {
   Status SaveJourneyVersion(const JourneyVersion& version) override;
   Result<std::vector<JourneyVersion>> ListJourneyVersions() override;
 
-  Status Commit(const Batch& batch) override;
+  using Store::Commit;
+  Status Commit(const Batch& batch, std::vector<size_t>* inserted) override;
 
  private:
   using Key = std::pair<std::string, std::string>;  // (customer, journey)

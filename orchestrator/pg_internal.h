@@ -139,7 +139,8 @@ Result<OutboxMessage> ReadOutboxRow(const pqxx::row& row);
 
 // Commit's appends, in pg_outbox.cc: outbox inserts and cancellations; sends and the timeline;
 // routing and journey counters. Each list is one statement (none when empty).
-void WriteOutbox(Tx& tx, const Batch& batch);
+// WriteOutbox sets `inserted` as Store::Commit does.
+void WriteOutbox(Tx& tx, const Batch& batch, std::vector<size_t>* inserted);
 void WriteHistory(Tx& tx, const Batch& batch);
 void WriteCounters(Tx& tx, const Batch& batch);
 

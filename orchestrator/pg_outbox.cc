@@ -58,10 +58,10 @@ namespace {
 constexpr Statement kInsertMessages{
     "insert_messages",
     "INSERT INTO outbox (id, customer, journey, channel, recipient, payload, status, created_at, "
-    "not_before, attempts, last_error, sent_at) SELECT i, c, j, ch, r, p, 'pending', ca, nb, 0, "
+    "not_before, attempts, last_error, sent_at) SELECT i, c, j, ch, r, p, 'pending', ca, nb, a, "
     "'', NULL FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
-    "$6::text[], $7::bigint[], $8::bigint[]) AS u(i, c, j, ch, r, p, ca, nb) "
-    "ON CONFLICT (id) DO NOTHING"};
+    "$6::text[], $7::bigint[], $8::bigint[], $9::bigint[]) AS u(i, c, j, ch, r, p, ca, nb, a) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"};
 constexpr Statement kCancelMessages{
     "cancel_messages",
     "UPDATE outbox SET status = 'cancelled' WHERE id = ANY($1::text[]) AND status = 'pending'"};
@@ -86,12 +86,16 @@ constexpr Statement kAddCounters{
 
 }  // namespace
 
-void WriteOutbox(Tx& tx, const Batch& batch) {
+void WriteOutbox(Tx& tx, const Batch& batch, std::vector<size_t>* inserted) {
+  inserted->clear();
   if (!batch.outbox.empty()) {
-    std::map<std::string, const OutboxMessage*> first;  // a repeated id: the first one counts
-    for (const auto& m : batch.outbox) first.try_emplace(m.id, &m);
-    ArrayLiteral ids, customers, journeys, channels, recipients, payloads, created, not_before;
-    for (const auto& [id, m] : first) {
+    // A repeated id: the first one counts. By id, so concurrent commits lock rows in one order.
+    std::map<std::string, size_t> first;
+    for (size_t i = 0; i < batch.outbox.size(); ++i) first.try_emplace(batch.outbox[i].id, i);
+    ArrayLiteral ids, customers, journeys, channels, recipients, payloads, created, not_before,
+        attempts;
+    for (const auto& [id, i] : first) {
+      const OutboxMessage* m = &batch.outbox[i];
       ids.Add(id);
       customers.Add(m->customer);
       journeys.Add(m->journey);
@@ -100,9 +104,13 @@ void WriteOutbox(Tx& tx, const Batch& batch) {
       payloads.Add(m->payload.dump());
       created.Add(Secs(m->created_at));
       not_before.Add(Secs(m->not_before));
+      attempts.Add(m->attempts);
     }
-    tx.Exec(kInsertMessages, ids.str(), customers.str(), journeys.str(), channels.str(),
-            recipients.str(), payloads.str(), created.str(), not_before.str());
+    pqxx::result added =
+        tx.Exec(kInsertMessages, ids.str(), customers.str(), journeys.str(), channels.str(),
+                recipients.str(), payloads.str(), created.str(), not_before.str(), attempts.str());
+    for (const auto& row : added) inserted->push_back(first.at(Text(row[0])));
+    std::sort(inserted->begin(), inserted->end());
   }
   if (!batch.cancel_messages.empty()) {
     ArrayLiteral ids;

@@ -761,12 +761,14 @@ void WriteTimers(Tx& tx, const std::vector<Batch::TimerWrite>& writes) {
 
 }  // namespace
 
-Status PgStore::Commit(const Batch& batch) {
+Status PgStore::Commit(const Batch& batch, std::vector<size_t>* inserted) {
+  if (inserted != nullptr) inserted->clear();
   if (batch.empty()) return Status::Ok();
+  std::vector<size_t> added;
   if (Status s = Validate(batch); !s.ok()) return s;
   // What can refuse the batch goes first (the fence, then version checks), so a refused batch
   // wastes little work; the rollback is what keeps it whole either way.
-  return impl_->db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
+  Status committed = impl_->db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
     if (batch.fence) {
       if (Status s = CheckFence(tx, *batch.fence); !s.ok()) return s;
     }
@@ -782,11 +784,13 @@ Status PgStore::Commit(const Batch& batch) {
       for (int64_t seq : batch.processed_events) seqs.Add(seq);
       tx.Exec(kMarkProcessed, seqs.str());
     }
-    WriteOutbox(tx, batch);
+    WriteOutbox(tx, batch, &added);
     WriteHistory(tx, batch);
     WriteCounters(tx, batch);
     return Status::Ok();
   });
+  if (committed.ok() && inserted != nullptr) *inserted = std::move(added);
+  return committed;
 }
 
 // ---- several daemons: leases ----

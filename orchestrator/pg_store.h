@@ -78,7 +78,8 @@ class PgStore final : public Store {
       const std::vector<std::string>& customers,
       const CustomerReads& reads) override;  // pg_load.cc
 
-  Status Commit(const Batch& batch) override;
+  using Store::Commit;
+  Status Commit(const Batch& batch, std::vector<size_t>* inserted) override;
 
   bool Shared() const override { return true; }
   Result<Ownership> RenewLeases(const std::string& node, Seconds ttl) override;

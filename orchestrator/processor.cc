@@ -639,23 +639,56 @@ Result<int> Processor::RunOnce() {
     started = std::chrono::steady_clock::now();
     commit = std::async(std::launch::async, [this, batch = &committing->batch(),
                                              n = static_cast<int>(in_flight.customers.size())] {
-      Status s = store_.Commit(*batch);
-      // At once, not when the next batch is ready: its messages are in the outbox now.
-      if (s.ok() && options_.committed) {
-        std::vector<std::string> channels;
-        for (const OutboxMessage& m : batch->outbox) {
-          if (std::find(channels.begin(), channels.end(), m.channel) == channels.end()) {
-            channels.push_back(m.channel);
-          }
-        }
-        std::sort(channels.begin(), channels.end());
-        options_.committed(n, channels);
-      }
-      return s;
+      return Commit(*batch, n);
     });
   }
   if (Status s = settle(); !s.ok()) return s.error();
   return total;
+}
+
+Status Processor::Commit(Batch& batch, int customers) {
+  // The channels whose lanes take this batch's messages in memory: those due now are inserted
+  // claimed, as the lane's own claim would leave them.
+  const ProcessorOptions::HandOver& hand = options_.hand_over;
+  std::map<std::string, bool> takes;               // channel -> its lane takes them
+  std::vector<bool> claimed(batch.outbox.size());  // [i]: batch.outbox[i] is inserted claimed
+  const auto claimed_at = std::chrono::steady_clock::now();
+  if (hand.takes && hand.claim && hand.take) {
+    const Time now = clock_.Now();
+    for (size_t i = 0; i < batch.outbox.size(); ++i) {
+      OutboxMessage& m = batch.outbox[i];
+      if (m.not_before > now) continue;
+      auto it = takes.find(m.channel);
+      if (it == takes.end()) it = takes.emplace(m.channel, hand.takes(m.channel)).first;
+      if (!it->second) continue;
+      hand.claim(m, now);
+      claimed[i] = true;
+    }
+  }
+  std::vector<size_t> inserted;
+  Status s = store_.Commit(batch, &inserted);
+  if (!s.ok()) return s;
+  // At once, not when the next batch is ready: its messages are in the outbox now.
+  // A claimed message is handed over only if this commit inserted it; the lanes of the others
+  // are woken to claim what is due.
+  std::vector<bool> handed(batch.outbox.size());
+  for (size_t i : inserted) handed[i] = claimed[i];
+  std::map<std::string, std::vector<OutboxMessage>> take;
+  std::vector<std::string> channels;  // to claim
+  for (size_t i = 0; i < batch.outbox.size(); ++i) {
+    OutboxMessage& m = batch.outbox[i];
+    if (handed[i]) {
+      take[m.channel].push_back(std::move(m));
+    } else if (std::find(channels.begin(), channels.end(), m.channel) == channels.end()) {
+      channels.push_back(m.channel);
+    }
+  }
+  for (auto& [channel, messages] : take) hand.take(channel, std::move(messages), claimed_at);
+  if (options_.committed) {
+    std::sort(channels.begin(), channels.end());
+    options_.committed(customers, channels);
+  }
+  return s;
 }
 
 }  // namespace itinera::orch

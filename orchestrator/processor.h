@@ -6,7 +6,8 @@
 // versions, wake-up times, processed events, the rendered outbox messages, sends for frequency
 // caps, routing counters, the 360 timeline and journey counters — is written in ONE Commit
 // (group commit: one fsync for many transitions; the state change and the messages it causes
-// commit together). Nothing is sent here; the Dispatcher reads the outbox.
+// commit together). Nothing is sent here; the Dispatcher reads the outbox, or takes a batch's
+// messages from the processor once they are committed (ProcessorOptions::hand_over).
 //
 // RunOnce pipelines batches: the next batch is read and advanced on the calling thread while
 // the previous one commits on another, so the engine's CPU work and the commit's wait overlap.
@@ -24,6 +25,7 @@
 #define ITINERA_ORCHESTRATOR_PROCESSOR_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -56,9 +58,26 @@ struct ProcessorOptions {
   // read, and the commit is fenced with their lease epochs (Batch::fence).
   std::function<Ownership()> ownership;
   // Called as soon as a batch has committed, with its number of customers and the outbox
-  // channels it added messages to, each once, in order (the daemon wakes those lanes of the
-  // dispatcher: the messages are in the outbox). Runs on the committing thread.
+  // channels it added messages to for their lanes to claim (not those handed over), each once,
+  // in order (the daemon wakes those lanes of the dispatcher: the messages are in the outbox).
+  // Runs on the committing thread.
   std::function<void(int customers, const std::vector<std::string>& channels)> committed;
+  // Fresh messages handed straight to delivery (the daemon's dispatcher), so their lane need
+  // not claim them from the outbox. Unset: every message waits in the outbox to be claimed.
+  struct HandOver {
+    // Asked just before a batch commits, once per channel with messages due now: whether that
+    // channel's lane takes them now.
+    std::function<bool(const std::string& channel)> takes;
+    // Marks a message of such a channel claimed as it is inserted (Dispatcher::Claimed), so
+    // that it is not claimed again unless the daemon dies before sending it.
+    std::function<void(OutboxMessage& message, Time now)> claim;
+    // After the commit: the messages it inserted claimed (not those whose id was in the outbox
+    // already: their row decides), by channel, with the steady-clock instant of the claim.
+    std::function<void(const std::string& channel, std::vector<OutboxMessage> messages,
+                       std::chrono::steady_clock::time_point claimed)>
+        take;
+  };
+  HandOver hand_over;
   // Asked before each batch of a RunOnce: true ends it there, once the batch in flight has
   // committed (the daemon's graceful stop).
   std::function<bool()> stop;
@@ -106,6 +125,10 @@ class Processor {
   // store's (those the batch in flight ended with).
   Result<std::optional<Prepared>> Prepare(const InFlight& in_flight,
                                           std::optional<RoutingSnapshot> carried);
+  // Commits a prepared batch of `customers` (on the committing thread), hands its fresh
+  // messages over and reports it (options_.hand_over, options_.committed). Takes the handed
+  // messages out of `batch`.
+  Status Commit(Batch& batch, int customers);
 
   Store& store_;
   const Clock& clock_;

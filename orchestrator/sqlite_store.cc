@@ -672,11 +672,14 @@ Status SqliteStore::ApplyState(const Batch::StateWrite& w) {
                                std::to_string(version) + ", not " + std::to_string(expected)};
 }
 
-Status SqliteStore::Commit(const Batch& batch) {
+Status SqliteStore::Commit(const Batch& batch, std::vector<size_t>* inserted) {
+  if (inserted != nullptr) inserted->clear();
   if (batch.empty()) return Status::Ok();
   // States go last, so a conflict there undoes real work: rolling back to the batch's
   // savepoint (Write) is what keeps it whole.
-  return Write([&]() -> Status {
+  std::vector<size_t> added;
+  Status committed = Write([&]() -> Status {
+    added.clear();
     for (const auto& p : batch.profiles) {
       if (p.customer.empty() || !p.patch.is_object()) {
         return Error{"invalid_argument", "a profile write needs a customer and an object patch"};
@@ -685,7 +688,8 @@ Status SqliteStore::Commit(const Batch& batch) {
         return patched.error();
       }
     }
-    for (const auto& m : batch.outbox) {
+    for (size_t i = 0; i < batch.outbox.size(); ++i) {
+      const OutboxMessage& m = batch.outbox[i];
       if (m.id.empty()) return Error{"invalid_argument", "an outbox message without an id"};
       const std::string* html = PayloadHtml(m.payload);
       std::optional<int64_t> html_ref;
@@ -695,19 +699,21 @@ Status SqliteStore::Commit(const Batch& batch) {
         html_ref = sqlite3_last_insert_rowid(db_);
       }
       ITINERA_SQL(q, "INSERT INTO outbox (" ITINERA_OUTBOX_COLUMNS
-                     ", html_ref) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, '', NULL, ?) "
+                     ", html_ref) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, '', NULL, ?) "
                      "ON CONFLICT (id) DO NOTHING");
       q.Bind(m.id).Bind(m.customer).Bind(m.journey).Bind(m.channel).Bind(m.recipient);
       q.Bind(html != nullptr ? PayloadWithoutHtml(m.payload).dump() : m.payload.dump());
-      q.Bind(Secs(m.created_at)).Bind(Secs(m.not_before));
+      q.Bind(Secs(m.created_at)).Bind(Secs(m.not_before)).Bind(m.attempts);
       if (html_ref) {
         q.Bind(*html_ref);
       } else {
         q.BindNull();
       }
       if (q.Step() != SQLITE_DONE) return StorageError("insert message");
-      // A message already in the outbox keeps what it was first written with, HTML included.
-      if (html_ref && sqlite3_changes(db_) == 0) {
+      if (sqlite3_changes(db_) > 0) {
+        added.push_back(i);
+      } else if (html_ref) {
+        // A message already in the outbox keeps what it was first written with, HTML included.
         ITINERA_SQL(d, "DELETE FROM outbox_html WHERE ref = ?");
         if (d.Bind(*html_ref).Step() != SQLITE_DONE) return StorageError("insert message");
       }
@@ -776,6 +782,8 @@ Status SqliteStore::Commit(const Batch& batch) {
     }
     return Status::Ok();
   });
+  if (committed.ok() && inserted != nullptr) *inserted = std::move(added);
+  return committed;
 }
 
 #undef ITINERA_SQL

@@ -102,7 +102,8 @@ class SqliteStore final : public Store {
   Status SaveJourneyVersion(const JourneyVersion& version) override;
   Result<std::vector<JourneyVersion>> ListJourneyVersions() override;
 
-  Status Commit(const Batch& batch) override;
+  using Store::Commit;
+  Status Commit(const Batch& batch, std::vector<size_t>* inserted) override;
 
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}

@@ -166,8 +166,11 @@ struct Batch {
   std::vector<ProfileWrite> profiles;
   std::vector<StateWrite> states;
   std::vector<TimerWrite> timers;
-  std::vector<int64_t> processed_events;     // event seqs leaving the inbox
-  std::vector<OutboxMessage> outbox;         // inserted pending; an id already present: no-op
+  std::vector<int64_t> processed_events;  // event seqs leaving the inbox
+  // Inserted pending with their not_before and attempts (1 and now + lease: claimed as ClaimDue
+  // would claim them, so the committing daemon can deliver them without a claim); an id
+  // already present, or earlier in the list: no-op.
+  std::vector<OutboxMessage> outbox;
   std::vector<std::string> cancel_messages;  // pending messages to cancel (by id)
   std::vector<SendWrite> sends;
   RoutingDelta routing;
@@ -332,8 +335,11 @@ class Store {
       const std::vector<std::string>& customers, const CustomerReads& reads);
 
   // ---- the transaction ----
-  // Applies the whole batch in one transaction, or nothing of it.
-  virtual Status Commit(const Batch& batch) = 0;
+  // Applies the whole batch in one transaction, or nothing of it. When `inserted` is given and
+  // the commit succeeds, it holds the positions in batch.outbox of the messages this commit
+  // inserted, in order: not those whose id was in the outbox already (their row stands).
+  virtual Status Commit(const Batch& batch, std::vector<size_t>* inserted) = 0;
+  Status Commit(const Batch& batch) { return Commit(batch, nullptr); }
 
   // ---- several daemons on one store ----
   // Whether several processes may share this store. When false (the defaults below), a daemon

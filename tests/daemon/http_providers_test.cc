@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <sstream>
 #include <string>
 
 #include "connectors/webhook.h"
@@ -163,6 +164,38 @@ TEST_F(HttpProvidersTest, SmsSlackAndWebhookCarryWhatProvidersNeed) {
            !MessageWithStatus(hook_id, "sent").is_null();
   }));
   EXPECT_EQ(sms_.requests().size() + slack_.requests().size() + crm_.requests().size(), 3u);
+}
+
+TEST_F(HttpProvidersTest, ALaneThatKeepsUpTakesTheNextSmsStraightFromTheCommit) {
+  d_.WriteConfig(Config());
+  d_.WriteJourney("sms_only", kSmsOnlyJourney);
+  ASSERT_TRUE(d_.Start());
+  // How many SMS the lane took from `from` ("claim" or "commit"), as /metrics says.
+  auto taken = [&](const std::string& from) -> int64_t {
+    Reply r = d_.Get("/metrics");
+    std::istringstream lines(r.body);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind("itinera_messages_taken_total{", 0) == 0 &&
+          line.find("lane=\"sms\"") != std::string::npos &&
+          line.find("from=\"" + from + "\"") != std::string::npos) {
+        return std::stoll(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return -1;
+  };
+  // The lane's first SMS is claimed from the outbox: its workers start with that pass.
+  Lead("c-1");
+  std::string first = IdOf("c-1", "sent");
+  ASSERT_TRUE(WaitUntil([&] { return !MessageWithStatus(first, "sent").is_null(); })) << d_.Log();
+  // Idle now, the lane takes c-2's SMS as the processor commits it, claimed by that commit.
+  Lead("c-2");
+  std::string second = IdOf("c-2", "sent");
+  ASSERT_TRUE(WaitUntil([&] { return !MessageWithStatus(second, "sent").is_null(); })) << d_.Log();
+  EXPECT_TRUE(WaitUntil([&] { return taken("claim") == 1 && taken("commit") == 1; }))
+      << "claimed " << taken("claim") << ", taken from the commit " << taken("commit");
+  EXPECT_EQ(sms_.requests().size(), 2u);
+  EXPECT_EQ(MessageWithStatus(second, "sent").value("attempts", 0), 1);
 }
 
 TEST_F(HttpProvidersTest, ServerErrorIsRetriedOnceClientErrorIsDead) {

@@ -689,28 +689,31 @@ TEST_F(DispatcherTest, ALaneWhosePassesAreSlowClaimsOnePassAtATime) {
   EXPECT_EQ(Emails(MessageStatus::kSent), 6u);
 }
 
-TEST_F(DispatcherTest, APokeForOneLaneWakesThatLaneAlone) {
-  // Counts each lane's claims (a claim that finds nothing still takes SQLite's writer).
-  class CountingStore final : public testing::ForwardingStore {
-   public:
-    using ForwardingStore::ForwardingStore;
-    Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
-                                                const std::string& channel) override {
-      {
-        std::lock_guard lock(mu_);
-        ++claims_[channel];
-      }
-      return ForwardingStore::ClaimDue(now, limit, lease, channel);
-    }
-    std::map<std::string, int> claims() {
+// Counts each lane's claims.
+class ClaimCountingStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,
+                                              const std::string& channel) override {
+    {
       std::lock_guard lock(mu_);
-      return claims_;
+      ++claims_[channel];
     }
+    return ForwardingStore::ClaimDue(now, limit, lease, channel);
+  }
+  std::map<std::string, int> claims() {
+    std::lock_guard lock(mu_);
+    return claims_;
+  }
 
-   private:
-    std::mutex mu_;
-    std::map<std::string, int> claims_;
-  } counting(store_);
+ private:
+  std::mutex mu_;
+  std::map<std::string, int> claims_;
+};
+
+TEST_F(DispatcherTest, APokeForOneLaneWakesThatLaneAlone) {
+  // A claim that finds nothing still takes SQLite's writer.
+  ClaimCountingStore counting(store_);
   DispatcherOptions options;
   options.idle_poll = std::chrono::hours(1);  // only pokes wake a lane
   auto dispatcher = DispatcherOn(counting, options);
@@ -730,6 +733,95 @@ TEST_F(DispatcherTest, APokeForOneLaneWakesThatLaneAlone) {
     return counting.claims() == Claims{{"alert", 2}, {"email", 2}, {"sms", 3}, {"webhook", 2}};
   }));
   dispatcher->Stop();
+}
+
+TEST_F(DispatcherTest, ALaneTakesFreshMessagesOnceServingUnlessRateLimitedOrBusy) {
+  Hanging& hanging = Hang(2);  // the first pass goes out
+  DispatcherOptions options;
+  options.rates["sms"] = 1000;
+  options.connections = 1;
+  options.claim = 2;
+  Customers(6);
+  MakeDispatcher(options);
+  SendAlerts();
+  EXPECT_FALSE(dispatcher_->Takes("email"));  // not started
+  email_ = &hanging;
+  dispatcher_->Start();
+  ASSERT_TRUE(hanging.WaitCalled());
+  // The second pass hangs and the third is claimed ahead: the lane is busy.
+  ASSERT_TRUE(Eventually([&] { return ClaimedEmails(store_) == 6; }));
+  EXPECT_TRUE(Eventually([&] { return !dispatcher_->Takes("email"); }));  // once it is queued
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(dispatcher_->Takes("email"));
+  hanging.Release();
+  EXPECT_TRUE(Eventually([&] { return Emails(MessageStatus::kSent) == 6; }));
+  EXPECT_TRUE(Eventually([&] { return dispatcher_->Takes("email"); }));
+  EXPECT_FALSE(dispatcher_->Takes("sms"));  // rate-limited: it claims what its rate allows
+  EXPECT_FALSE(dispatcher_->Takes("push"));
+  dispatcher_->Stop();
+  EXPECT_FALSE(dispatcher_->Takes("email"));
+}
+
+// An email like c-1's, committed claimed as the processor commits what it hands over.
+OutboxMessage CommitClaimed(Store& store, const Dispatcher& dispatcher, OutboxMessage m,
+                            const std::string& id, Time now) {
+  m.id = id;
+  m.status = MessageStatus::kPending;
+  m.attempts = 0;
+  m.sent_at.reset();
+  dispatcher.Claimed(m, now);
+  Batch b;
+  b.outbox.push_back(m);
+  std::vector<size_t> inserted;
+  EXPECT_TRUE(store.Commit(b, &inserted).ok());
+  EXPECT_EQ(inserted, (std::vector<size_t>{0}));
+  return m;
+}
+
+TEST_F(DispatcherTest, AMessageHandedOverIsSentWithoutAClaim) {
+  Event("c-1", "form_submitted");
+  Drain();
+  ClaimCountingStore counting(store_);
+  DispatcherOptions options;
+  options.idle_poll = std::chrono::hours(1);  // only pokes wake a lane
+  dispatcher_ = DispatcherOn(counting, options);
+  dispatcher_->Start();
+  // The lane's first claim found c-1's email, its second one nothing: it sleeps.
+  ASSERT_TRUE(
+      Eventually([&] { return counting.claims()["email"] == 2 && dispatcher_->Takes("email"); }));
+  OutboxMessage m = CommitClaimed(counting, *dispatcher_, Message("email"), "m-handed", T(0));
+  EXPECT_EQ(m.attempts, 1);
+  EXPECT_EQ(m.not_before, T(0) + Seconds{300});
+  dispatcher_->Take("email", {m}, std::chrono::steady_clock::now());
+  EXPECT_TRUE(Eventually([&] {
+    auto stored = store_.GetMessage("m-handed");
+    return stored.ok() && stored->has_value() && (*stored)->status == MessageStatus::kSent;
+  }));
+  auto sent = fake_email_.sent();
+  EXPECT_EQ(std::count_if(sent.begin(), sent.end(),
+                          [](const connectors::Message& s) { return s.id == "m-handed"; }),
+            1);
+  EXPECT_EQ(counting.claims()["email"], 2);
+  dispatcher_->Stop();
+}
+
+TEST_F(DispatcherTest, AMessageHandedOverAfterTheStopGoesBackToTheOutbox) {
+  Event("c-1", "form_submitted");
+  Drain();
+  MakeDispatcher();
+  dispatcher_->Start();
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->Takes("email"); }));
+  OutboxMessage m = CommitClaimed(store_, *dispatcher_, Message("email"), "m-late", T(0));
+  dispatcher_->Stop();
+  dispatcher_->Take("email", {m}, std::chrono::steady_clock::now());
+  // Due at once, for the next start to claim.
+  auto claimed = store_.ClaimDue(T(0), 10, Seconds{60}, "email");
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id, "m-late");
+  auto sent = fake_email_.sent();
+  EXPECT_TRUE(std::none_of(sent.begin(), sent.end(),
+                           [](const connectors::Message& s) { return s.id == "m-late"; }));
 }
 
 TEST_F(DispatcherTest, ARateLimitedLaneClaimsOnePassAtATime) {

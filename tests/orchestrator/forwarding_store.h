@@ -87,7 +87,10 @@ class ForwardingStore : public Store {
   Result<std::vector<JourneyVersion>> ListJourneyVersions() override {
     return inner_.ListJourneyVersions();
   }
-  Status Commit(const Batch& b) override { return inner_.Commit(b); }
+  using Store::Commit;
+  Status Commit(const Batch& b, std::vector<size_t>* inserted) override {
+    return inner_.Commit(b, inserted);
+  }
   bool Shared() const override { return inner_.Shared(); }
   Result<Ownership> RenewLeases(const std::string& node, Seconds ttl) override {
     return inner_.RenewLeases(node, ttl);

@@ -294,10 +294,11 @@ TEST_F(ProcessorTest, ARemovedJourneyTakesNoNewEntrants) {
 // Keeps the batches it commits, to look at their fences.
 class RecordingStore final : public testing::ForwardingStore {
  public:
+  using ForwardingStore::Commit;
   using ForwardingStore::ForwardingStore;
-  Status Commit(const Batch& b) override {
+  Status Commit(const Batch& b, std::vector<size_t>* inserted) override {
     batches.push_back(b);
-    return ForwardingStore::Commit(b);
+    return ForwardingStore::Commit(b, inserted);
   }
   std::vector<Batch> batches;
 };
@@ -356,7 +357,8 @@ class SlowCommitStore final : public testing::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
 
-  Status Commit(const Batch& b) override {
+  using ForwardingStore::Commit;
+  Status Commit(const Batch& b, std::vector<size_t>* inserted) override {
     {
       // Every batch starts with a read of the inbox, so commit k is overlapped once read k + 1
       // has begun (the commit's thread may start after it did).
@@ -369,7 +371,7 @@ class SlowCommitStore final : public testing::ForwardingStore {
       --fail_commits;
       return Error{"storage", "the disk is full"};
     }
-    return ForwardingStore::Commit(b);
+    return ForwardingStore::Commit(b, inserted);
   }
   Result<std::vector<std::string>> InboxCustomers(int limit, const PartitionSet& only) override {
     {
@@ -474,6 +476,97 @@ TEST_F(PipelineTest, ACommitNamesTheChannelsItAddedMessagesTo) {
   committed_.clear();
   ASSERT_EQ(*processor->RunOnce(), 1);
   EXPECT_EQ(committed_, (std::vector<Committed>{{1, {"alert", "webhook"}}}));
+}
+
+// A hand-over to lanes: "email" takes its messages, the other channels decline. Records what
+// it is handed.
+class HandOverTest : public PipelineTest {
+ protected:
+  struct Taken {
+    std::string channel;
+    std::vector<OutboxMessage> messages;
+  };
+
+  std::unique_ptr<Processor> Handing(Store& store) {
+    ProcessorOptions options;
+    options.batch = 1;
+    options.public_url = "https://t.example";
+    options.tracking_secret = "test-secret";
+    options.committed = [this](int n, const std::vector<std::string>& channels) {
+      committed_.emplace_back(n, channels);
+    };
+    options.hand_over.takes = [](const std::string& channel) { return channel == "email"; };
+    options.hand_over.claim = [](OutboxMessage& m, Time now) {
+      m.attempts += 1;
+      m.not_before = now + Seconds{60};
+    };
+    options.hand_over.take = [this](const std::string& channel, std::vector<OutboxMessage> ms,
+                                    std::chrono::steady_clock::time_point) {
+      taken_.push_back({channel, std::move(ms)});
+    };
+    return std::make_unique<Processor>(store, clock_, *registry_, config_.directory, options);
+  }
+
+  std::vector<Taken> taken_;
+};
+
+TEST_F(HandOverTest, ALaneThatTakesItsMessagesGetsThemClaimedByTheirCommit) {
+  clock_.Set(T(10));
+  Event("c-1", "form_submitted");
+  auto processor = Handing(store_);
+  ASSERT_EQ(*processor->RunOnce(), 1);
+  ASSERT_EQ(taken_.size(), 1u);
+  EXPECT_EQ(taken_[0].channel, "email");
+  ASSERT_EQ(taken_[0].messages.size(), 1u);
+  const OutboxMessage& m = taken_[0].messages[0];
+  EXPECT_EQ(m.attempts, 1);
+  EXPECT_EQ(m.not_before, T(70));
+  // In the outbox as the lane's claim would have left it: not claimed again before the lease
+  // runs out (a daemon that died before sending it leaves it to the next claim).
+  auto stored = store_.GetMessage(m.id);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->attempts, 1);
+  EXPECT_EQ((*stored)->not_before, T(70));
+  EXPECT_EQ((*stored)->payload, m.payload);
+  EXPECT_TRUE(store_.ClaimDue(T(69), 10, Seconds{60}, "email")->empty());
+  EXPECT_EQ(store_.ClaimDue(T(70), 10, Seconds{60}, "email")->size(), 1u);
+  EXPECT_EQ(committed_, (std::vector<Committed>{{1, {}}}));  // nothing for a lane to claim
+
+  // The hot step's alert and webhook: their lanes decline, so they wait to be claimed.
+  Event("c-1", "email_opened", {{"handle", "offer"}});
+  ASSERT_EQ(*processor->RunOnce(), 1);
+  EXPECT_EQ(taken_.size(), 1u);
+  EXPECT_EQ(committed_.back(), (Committed{1, {"alert", "webhook"}}));
+  EXPECT_EQ(store_.ClaimDue(T(10), 10, Seconds{60}, "alert")->size(), 1u);
+}
+
+TEST_F(HandOverTest, AMessageAlreadyInTheOutboxIsNotHandedOver) {
+  // Puts each batch's messages in the outbox, plain pending, just before the batch commits.
+  class Replaying final : public testing::ForwardingStore {
+   public:
+    using ForwardingStore::Commit;
+    using ForwardingStore::ForwardingStore;
+    Status Commit(const Batch& b, std::vector<size_t>* inserted) override {
+      Batch first;
+      for (OutboxMessage m : b.outbox) {
+        m.attempts = 0;
+        m.not_before = m.created_at;
+        first.outbox.push_back(std::move(m));
+      }
+      if (Status s = ForwardingStore::Commit(first, nullptr); !s.ok()) return s;
+      return ForwardingStore::Commit(b, inserted);
+    }
+  } replaying(store_);
+  clock_.Set(T(10));
+  Event("c-1", "form_submitted");
+  auto processor = Handing(replaying);
+  ASSERT_EQ(*processor->RunOnce(), 1);
+  EXPECT_TRUE(taken_.empty());
+  // Its row stands, unclaimed: the email lane is woken to claim it.
+  EXPECT_EQ(committed_, (std::vector<Committed>{{1, {"email"}}}));
+  auto claimed = store_.ClaimDue(T(10), 10, Seconds{60}, "email");
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].attempts, 1);
 }
 
 TEST_F(PipelineTest, ACommitIsAnnouncedAsSoonAsItLandsNotWhenTheNextBatchIsReady) {

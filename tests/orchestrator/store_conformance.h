@@ -272,6 +272,46 @@ TYPED_TEST_P(StoreConformanceTest, OutboxInsertWithASeenIdIsANoOp) {
   EXPECT_FALSE(this->store_->GetMessage("m-2")->has_value());
 }
 
+// Commit tells which messages it inserted: a daemon hands only those to its lanes in memory.
+TYPED_TEST_P(StoreConformanceTest, CommitReportsTheMessagesItInserted) {
+  this->Insert(Message("m-old", At(0)));
+  Batch b;
+  b.outbox = {Message("m-new", At(0)), Message("m-old", At(0)), Message("m-z", At(0)),
+              Message("m-new", At(0))};
+  b.outbox[3].payload = {{"subject", "a repeat"}};
+  std::vector<size_t> inserted = {99};
+  Status s = this->store_->Commit(b, &inserted);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(inserted, (std::vector<size_t>{0, 2}));
+  EXPECT_EQ(this->Get("m-new").payload["subject"], "Hello m-new");
+  // Again: every id is in the outbox now.
+  ASSERT_TRUE(this->store_->Commit(b, &inserted).ok());
+  EXPECT_TRUE(inserted.empty());
+  // A failed commit inserted nothing.
+  Batch conflict;
+  conflict.outbox = {Message("m-lost", At(0))};
+  conflict.states.push_back({"c-1", "j", JourneyState{}, int64_t{5}});
+  inserted = {7};
+  EXPECT_FALSE(this->store_->Commit(conflict, &inserted).ok());
+  EXPECT_TRUE(inserted.empty());
+  EXPECT_FALSE(this->store_->GetMessage("m-lost")->has_value());
+}
+
+// A message may be inserted already claimed (attempts 1, leased): no claim takes it before its
+// lease runs out, as if ClaimDue had claimed it at once.
+TYPED_TEST_P(StoreConformanceTest, AMessageInsertedClaimedWaitsOutItsLease) {
+  OutboxMessage m = Message("m-1", At(0));
+  m.attempts = 1;
+  m.not_before = At(300);
+  this->Insert(m);
+  this->Insert(Message("m-2", At(0)));
+  EXPECT_EQ(this->ClaimIds(At(10)), (std::vector<std::string>{"m-2"}));
+  EXPECT_EQ(this->Get("m-1").attempts, 1);
+  // m-2 is due again after its own lease (40), m-1 after the one it was inserted with.
+  EXPECT_EQ(this->ClaimIds(At(300)), (std::vector<std::string>{"m-2", "m-1"}));
+  EXPECT_EQ(this->Get("m-1").attempts, 2);
+}
+
 // A payload comes back exactly as it was written, whatever the store does with its parts.
 TYPED_TEST_P(StoreConformanceTest, OutboxPayloadsRoundTrip) {
   const std::vector<json> payloads = {
@@ -944,7 +984,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     RetryAndDeadChangeOnlyPendingMessages, LoadCustomersMatchesTheSingleCustomerReads,
     InboxAndDueCustomersFilterByPartition, RepeatedKeysInOneBatchApplyInOrder,
     RecordOutcomesAppliesAMixInOneCall, RecordOutcomesIsAllOrNothing,
-    RecordOutcomesOfOneIdApplyInOrder, LoadCustomersWithoutEvents, OutboxPayloadsRoundTrip);
+    RecordOutcomesOfOneIdApplyInOrder, LoadCustomersWithoutEvents, OutboxPayloadsRoundTrip,
+    CommitReportsTheMessagesItInserted, AMessageInsertedClaimedWaitsOutItsLease);
 
 }  // namespace itinera::orch::store_testing
 
