@@ -95,6 +95,7 @@ struct Dispatcher::Pass {
   const std::vector<OutboxMessage> messages;
   const std::chrono::steady_clock::time_point started;  // the claim: its lease runs from here
   bool queued = false;              // a started lane's: its end is reported to the lane thread
+  bool taken = false;               // taken from the processor (Take), not claimed
   std::vector<CustomerRead> reads;  // [i / kReadEvery] for messages[i]
   std::atomic<size_t> next{0};
   std::atomic<int> handled{0};
@@ -218,7 +219,7 @@ bool Dispatcher::Ready(const Lane& lane) const {
   // waits for the current one, and its lease runs meanwhile: behind a slow or rate-limited
   // pass it would be given back late, each of its messages an attempt the poorer.
   const int depth = lane.rate <= 0 && lane.quick ? 2 : 1;
-  return lane.unfinished < depth;
+  return lane.claims_unfinished < depth;
 }
 
 bool Dispatcher::Queue(Lane& lane, std::shared_ptr<Pass> pass) {
@@ -239,6 +240,7 @@ bool Dispatcher::Queue(Lane& lane, std::shared_ptr<Pass> pass) {
     pass->queued = true;
     lane.queue.push_back(std::move(pass));
     ++lane.unfinished;
+    ++lane.claims_unfinished;
   }
   lane.queue_cv.notify_all();
   return true;
@@ -250,7 +252,7 @@ bool Dispatcher::Takes(const std::string& name) {
   Lane& lane = *it->second;
   if (lane.rate > 0) return false;
   std::lock_guard lock(lane.queue_mu);
-  return lane.serving && !lane.closed && Ready(lane);
+  return lane.serving && !lane.closed && lane.quick && lane.unfinished < connections_;
 }
 
 void Dispatcher::Claimed(OutboxMessage& message, Time now) const {
@@ -269,6 +271,7 @@ void Dispatcher::Take(const std::string& name, std::vector<OutboxMessage> messag
     // leave only once it is closed and the queue is empty.
     if (!lane.closed) {
       pass->queued = true;
+      pass->taken = true;
       lane.queue.push_back(pass);
       ++lane.unfinished;
     }
@@ -399,6 +402,7 @@ void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
       {
         std::lock_guard lock(pass.lane.queue_mu);
         --pass.lane.unfinished;
+        if (!pass.taken) --pass.lane.claims_unfinished;
         pass.lane.quick = std::chrono::steady_clock::now() - pass.started < Lease() / 4;
       }
       pass.lane.queue_cv.notify_all();

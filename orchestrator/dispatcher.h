@@ -115,9 +115,10 @@ class Dispatcher {
   // Fresh messages handed over in memory, so that their lane need not claim them: the daemon's
   // processor asks Takes before the commit that inserts a lane's messages. When it answers
   // true, the processor inserts those due now already claimed (Claimed) and gives the ones its
-  // commit inserted to Take. A lane takes them when it is started, not rate-limited, and not
-  // busy (it would claim now itself); a busy lane declines, and its messages are claimed from
-  // the outbox in bulk, so a burst does not queue passes whose leases run while they wait.
+  // commit inserted to Take. A lane takes them when it is started, not rate-limited, its passes
+  // are quick (under a quarter of the lease) and fewer than `connections` passes are
+  // unfinished; otherwise it declines, and its messages are claimed from the outbox in bulk,
+  // so a burst does not queue passes whose leases run while they wait.
   bool Takes(const std::string& lane);
   // `message` as ClaimDue leaves a message it claims at `now`: one attempt more, leased.
   void Claimed(OutboxMessage& message, Time now) const;
@@ -151,21 +152,25 @@ class Dispatcher {
     std::mutex queue_mu;
     std::condition_variable queue_cv;         // a pass queued or finished, or the lane closed
     std::deque<std::shared_ptr<Pass>> queue;  // passes with messages not yet taken
-    int unfinished = 0;    // passes queued and not all recorded; guarded by queue_mu
+    int unfinished = 0;         // passes queued and not all recorded; guarded by queue_mu
+    int claims_unfinished = 0;  // those of them the lane claimed (not taken); guarded by queue_mu
     bool quick = false;    // the last pass took under a quarter of the lease; guarded by queue_mu
     bool closed = false;   // the lane thread has stopped: workers leave once the queue is empty
     bool serving = false;  // its workers have started (Take queues only then)
     uint64_t pokes = 0;    // Poke()s and Poke(name)s so far; guarded by the dispatcher's mu_
   };
 
-  // A started lane's thread: claims a pass whenever fewer than its depth are unfinished.
+  // A started lane's thread: claims a pass whenever fewer than its depth of its claimed passes
+  // are unfinished.
   void Loop(Lane& lane);
   // A started lane's sender worker: works on the queued passes until the lane closes.
   void Serve(Lane& lane, LaneConnectors& connectors);
   void MakeConnectors(Lane& lane);
   // Queues a pass for the started lane's workers; false when they could not be started.
   bool Queue(Lane& lane, std::shared_ptr<Pass> pass);
-  // Whether a started lane would claim now: fewer passes unfinished than it keeps going.
+  // Whether a started lane would claim now: fewer of its claimed passes unfinished than it
+  // keeps going. Passes taken from the processor do not count, so they never hold up a claim
+  // (of retries come due, say).
   bool Ready(const Lane& lane) const;  // with lane.queue_mu held
   int ClaimSize(const Lane& lane) const;
   // The lease, fine enough to be divided (a lease of 1 s halves to 500 ms, not 0).

@@ -805,6 +805,50 @@ TEST_F(DispatcherTest, AMessageHandedOverIsSentWithoutAClaim) {
   dispatcher_->Stop();
 }
 
+TEST_F(DispatcherTest, PassesHandedOverDoNotHoldUpTheLanesClaims) {
+  // Sends hang for the messages handed over; the others go out.
+  class HangsHanded final : public connectors::Connector {
+   public:
+    HangsHanded(connectors::Connector* to, Hanging* hanging) : to_(to), hanging_(hanging) {}
+    Delivery Send(const connectors::Message& m) override {
+      return m.id.rfind("m-handed", 0) == 0 ? hanging_->Send(m) : to_->Send(m);
+    }
+
+   private:
+    connectors::Connector* to_;
+    Hanging* hanging_;
+  } hangs_handed(&fake_email_, &Hang());
+  Event("c-1", "form_submitted");
+  Drain();
+  email_ = &hangs_handed;
+  DispatcherOptions options;
+  options.connections = 3;
+  MakeDispatcher(options);
+  dispatcher_->Start();
+  ASSERT_TRUE(Eventually([&] { return dispatcher_->Takes("email"); }));
+  const OutboxMessage email = Message("email");
+  // Two passes handed over hang on two of the three connections: as many as the lane keeps
+  // claimed passes going.
+  for (const char* id : {"m-handed-1", "m-handed-2"}) {
+    OutboxMessage m = CommitClaimed(store_, *dispatcher_, email, id, T(0));
+    dispatcher_->Take("email", {m}, std::chrono::steady_clock::now());
+  }
+  // A message due in the outbox is claimed and sent all the same.
+  OutboxMessage due = email;
+  due.id = "m-due";
+  due.status = MessageStatus::kPending;
+  due.attempts = 0;
+  due.not_before = clock_.Now();
+  Batch b;
+  b.outbox.push_back(due);
+  ASSERT_TRUE(store_.Commit(b).ok());
+  dispatcher_->Poke("email");
+  EXPECT_TRUE(Eventually([&] {
+    auto stored = store_.GetMessage("m-due");
+    return stored.ok() && stored->has_value() && (*stored)->status == MessageStatus::kSent;
+  }));
+}
+
 TEST_F(DispatcherTest, AMessageHandedOverAfterTheStopGoesBackToTheOutbox) {
   Event("c-1", "form_submitted");
   Drain();
