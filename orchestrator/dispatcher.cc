@@ -376,7 +376,10 @@ void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
   for (size_t i = pass.next++; i < pass.messages.size(); i = pass.next++) {
     const OutboxMessage& m = pass.messages[i];
     const size_t chunk = i / kReadEvery;
-    const CustomerRead& customers = ReadCustomers(pass, chunk);
+    // A pass taken from the processor is not read again: the processor decided it on its own
+    // read, milliseconds ago, with the same rules (Deliver).
+    static const CustomerRead kUnread;
+    const CustomerRead& customers = pass.taken ? kUnread : ReadCustomers(pass, chunk);
     Throttle(pass.lane);
     // Give back what we will not get to: on stop, or when a send started now might outlast the
     // lease (another daemon could then claim and send it too). Checked after the rate limit's
@@ -389,7 +392,9 @@ void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
       ++pass.handled;
     }
     // Begun a chunk: read the next one now, so its first sends need not wait for it.
-    if (i % kReadEvery == 0 && chunk + 1 < pass.reads.size()) ReadCustomers(pass, chunk + 1);
+    if (!pass.taken && i % kReadEvery == 0 && chunk + 1 < pass.reads.size()) {
+      ReadCustomers(pass, chunk + 1);
+    }
     if (++pass.finished < pass.messages.size()) continue;
     // The pass's last message: every outcome has been reported.
     std::vector<OutboxOutcome> rest;
@@ -495,54 +500,58 @@ void Dispatcher::Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMes
   const std::string channel = m.channel;
 
   if (channel == "email" || channel == "sms") {
-    // Checked again just before sending: consent, address, caps, quiet hours.
-    if (read.error) {
-      Report(pass, {m.id, OutboxOutcome::kRetry, now + Seconds{5}, read.error->message});
-      return;
-    }
-    auto customer = read.customers.find(m.customer);
-    if (customer == read.customers.end() || !customer->second.profile) {
-      ++stats.cancelled;
-      Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, "erased"});
-      return;
-    }
-    const nlohmann::json& profile = *customer->second.profile;
     std::string to = Text(m.payload, "to");
-    auto catalog = registry_.Snapshot();
-    const dsl::Program* program =
-        catalog->Find(m.journey, m.payload.value("version", static_cast<int64_t>(0)));
-    if (program != nullptr) {
-      std::vector<SendRecord> others = customer->second.sends;
-      // This message's own send record is in there; it must not count against itself.
-      for (auto it = others.begin(); it != others.end(); ++it) {
-        if (it->channel == channel && it->at == m.created_at && !it->held) {
-          others.erase(it);
-          break;
-        }
+    // Checked again just before sending: consent, address, caps, quiet hours. Not for a
+    // message taken from the processor's commit: the engine checked it on the processor's
+    // read, just before that commit.
+    if (!pass.taken) {
+      if (read.error) {
+        Report(pass, {m.id, OutboxOutcome::kRetry, now + Seconds{5}, read.error->message});
+        return;
       }
-      HeldMessage held;
-      held.channel = channel;
-      held.template_name = Text(m.payload, "template");
-      held.handle = Text(m.payload, "handle");
-      held.message_id = m.id;
-      held.step = Text(m.payload, "step");
-      held.held_at = m.created_at;
-      held.until = now;
-      if (m.payload.contains("entry_event")) held.entry_event = m.payload["entry_event"];
-      HeldDelivery check = DeliverHeld(*program, held, profile, others, now);
-      if (check.kind == HeldDelivery::Kind::kSkipped) {
+      auto customer = read.customers.find(m.customer);
+      if (customer == read.customers.end() || !customer->second.profile) {
         ++stats.cancelled;
-        Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, check.reason});
-        LogInfo("message cancelled at dispatch", {{"id", m.id}, {"reason", check.reason}});
+        Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, "erased"});
         return;
       }
-      if (check.kind == HeldDelivery::Kind::kHeld && check.until) {
-        ++stats.deferred;
-        Report(pass, {m.id, OutboxOutcome::kRetry, *check.until,
-                      "quiet hours until " + FormatTime(*check.until)});
-        return;
+      const nlohmann::json& profile = *customer->second.profile;
+      auto catalog = registry_.Snapshot();
+      const dsl::Program* program =
+          catalog->Find(m.journey, m.payload.value("version", static_cast<int64_t>(0)));
+      if (program != nullptr) {
+        std::vector<SendRecord> others = customer->second.sends;
+        // This message's own send record is in there; it must not count against itself.
+        for (auto it = others.begin(); it != others.end(); ++it) {
+          if (it->channel == channel && it->at == m.created_at && !it->held) {
+            others.erase(it);
+            break;
+          }
+        }
+        HeldMessage held;
+        held.channel = channel;
+        held.template_name = Text(m.payload, "template");
+        held.handle = Text(m.payload, "handle");
+        held.message_id = m.id;
+        held.step = Text(m.payload, "step");
+        held.held_at = m.created_at;
+        held.until = now;
+        if (m.payload.contains("entry_event")) held.entry_event = m.payload["entry_event"];
+        HeldDelivery check = DeliverHeld(*program, held, profile, others, now);
+        if (check.kind == HeldDelivery::Kind::kSkipped) {
+          ++stats.cancelled;
+          Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, check.reason});
+          LogInfo("message cancelled at dispatch", {{"id", m.id}, {"reason", check.reason}});
+          return;
+        }
+        if (check.kind == HeldDelivery::Kind::kHeld && check.until) {
+          ++stats.deferred;
+          Report(pass, {m.id, OutboxOutcome::kRetry, *check.until,
+                        "quiet hours until " + FormatTime(*check.until)});
+          return;
+        }
+        if (!check.to.empty()) to = check.to;
       }
-      if (!check.to.empty()) to = check.to;
     }
     msg.to = to;
     if (channel == "email") {

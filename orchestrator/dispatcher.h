@@ -15,18 +15,19 @@
 // messages): a crash between a send and its record sends that message again, with the same key,
 // once its lease runs out.
 //
-// Once started, a lane's thread only claims; its workers live as long as the lane and
-// take messages from the passes it queues. A started lane that is keeping up also takes fresh
-// messages straight from the processor (Takes, Claimed, Take): the commit that inserts them
-// claims them, and they are queued as a pass of their own without a claim. An unthrottled lane
-// whose last pass took under a quarter of the lease claims its next pass while the workers send the
-// current one, so the connections do not idle through a claim; a rate-limited or slow lane claims
-// one pass at a time, since a pass claimed early would spend its lease waiting.
+// Once started, a lane's thread only claims; its workers live as long as the lane and take messages
+// from the passes it queues. A started lane that is keeping up also takes fresh messages straight
+// from the processor (Takes, Claimed, Take): the commit that inserts them claims them, and they are
+// queued as a pass of their own without a claim. An unthrottled lane whose last pass took under a
+// quarter of the lease claims its next pass while the workers send the current one, so the
+// connections do not idle through a claim; a rate-limited or slow lane claims one pass at a time,
+// since a pass claimed early would spend its lease waiting.
 //
 // Just before an email or SMS goes out, consent, the address, frequency caps and quiet hours are
-// checked again (on its chunk's read) with the engine's own DeliverHeld: withdrawn consent
-// cancels the message, quiet hours defer it to the window's end. Outcomes: kSent -> sent;
-// kTransient -> retried with exponential backoff and full jitter (half to all of initial *
+// checked again (on its chunk's read; not for a message taken from the processor, which the engine
+// checked on the processor's read just before its commit) with the engine's own DeliverHeld:
+// withdrawn consent cancels the message, quiet hours defer it to the window's end. Outcomes: kSent
+// -> sent; kTransient -> retried with exponential backoff and full jitter (half to all of initial *
 // 2^(attempt-1), at most retry_max) until max_attempts, then dead; kPermanent -> dead at once (a
 // dead letter, visible in GET /v1/messages?status=dead). Secrets (webhook keys, Slack URLs, SMTP
 // passwords) come from the configuration at send time and are never stored in the outbox.

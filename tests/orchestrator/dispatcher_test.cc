@@ -689,7 +689,7 @@ TEST_F(DispatcherTest, ALaneWhosePassesAreSlowClaimsOnePassAtATime) {
   EXPECT_EQ(Emails(MessageStatus::kSent), 6u);
 }
 
-// Counts each lane's claims.
+// Counts each lane's claims and pre-send reads.
 class ClaimCountingStore final : public testing::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
@@ -701,10 +701,16 @@ class ClaimCountingStore final : public testing::ForwardingStore {
     }
     return ForwardingStore::ClaimDue(now, limit, lease, channel);
   }
+  Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
+      const std::vector<std::string>& customers, const CustomerReads& reads) override {
+    ++loads;
+    return ForwardingStore::LoadCustomers(customers, reads);
+  }
   std::map<std::string, int> claims() {
     std::lock_guard lock(mu_);
     return claims_;
   }
+  std::atomic<int> loads{0};  // the lanes' pre-send reads
 
  private:
   std::mutex mu_;
@@ -778,7 +784,7 @@ OutboxMessage CommitClaimed(Store& store, const Dispatcher& dispatcher, OutboxMe
   return m;
 }
 
-TEST_F(DispatcherTest, AMessageHandedOverIsSentWithoutAClaim) {
+TEST_F(DispatcherTest, AMessageHandedOverIsSentWithoutAClaimOrARead) {
   Event("c-1", "form_submitted");
   Drain();
   ClaimCountingStore counting(store_);
@@ -789,6 +795,7 @@ TEST_F(DispatcherTest, AMessageHandedOverIsSentWithoutAClaim) {
   // The lane's first claim found c-1's email, its second one nothing: it sleeps.
   ASSERT_TRUE(
       Eventually([&] { return counting.claims()["email"] == 2 && dispatcher_->Takes("email"); }));
+  const int loads = counting.loads.load();
   OutboxMessage m = CommitClaimed(counting, *dispatcher_, Message("email"), "m-handed", T(0));
   EXPECT_EQ(m.attempts, 1);
   EXPECT_EQ(m.not_before, T(0) + Seconds{300});
@@ -802,6 +809,8 @@ TEST_F(DispatcherTest, AMessageHandedOverIsSentWithoutAClaim) {
                           [](const connectors::Message& s) { return s.id == "m-handed"; }),
             1);
   EXPECT_EQ(counting.claims()["email"], 2);
+  // Nor read again before its send: the processor's check, just before its commit, stands.
+  EXPECT_EQ(counting.loads.load(), loads);
   dispatcher_->Stop();
 }
 
