@@ -9,7 +9,6 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -179,18 +178,9 @@ class ClusterTest : public ::testing::Test {
   // Emails a daemon's lanes handed to the connector and saw accepted (its /metrics), re-sends
   // included: the Maildir keeps one file per Message-ID, so only this shows a second send.
   static int64_t EmailsSent(Daemon& d) {
-    Reply r = d.Get("/metrics");
-    std::istringstream lines(r.body);
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (line.rfind("itinera_messages_total{", 0) == 0 &&
-          line.find("lane=\"email\"") != std::string::npos &&
-          line.find("outcome=\"sent\"") != std::string::npos) {
-        return std::stoll(line.substr(line.rfind(' ') + 1));
-      }
-    }
-    ADD_FAILURE() << "no sent-email counter in /metrics:\n" << r.body;
-    return -1;
+    int64_t sent = d.Metric("itinera_messages_total", {"lane=\"email\"", "outcome=\"sent\""});
+    if (sent < 0) ADD_FAILURE() << "no sent-email counter in /metrics";
+    return sent;
   }
 
   // Customers whose states were written by more than one daemon (taken over mid-journey).

@@ -414,6 +414,19 @@ class Daemon {
     if (r.status != 200 || !r.doc.contains("messages")) return {};
     return r.doc["messages"].get<std::vector<json>>();
   }
+  // The value of the /metrics sample `name` whose labels include every one of `labels` (as
+  // written there: lane="sms"); -1 when there is none.
+  int64_t Metric(const std::string& name, const std::vector<std::string>& labels) {
+    std::istringstream lines(Get("/metrics").body);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind(name + "{", 0) != 0) continue;
+      bool all = true;
+      for (const std::string& label : labels) all = all && line.find(label) != std::string::npos;
+      if (all) return std::stoll(line.substr(line.rfind(' ') + 1));
+    }
+    return -1;
+  }
 
  private:
   bool Reap(std::chrono::milliseconds timeout, int* status) {

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <sstream>
 #include <string>
 
 #include "connectors/webhook.h"
@@ -171,18 +170,8 @@ TEST_F(HttpProvidersTest, ALaneThatKeepsUpTakesTheNextSmsStraightFromTheCommit) 
   d_.WriteJourney("sms_only", kSmsOnlyJourney);
   ASSERT_TRUE(d_.Start());
   // How many SMS the lane took from `from` ("claim" or "commit"), as /metrics says.
-  auto taken = [&](const std::string& from) -> int64_t {
-    Reply r = d_.Get("/metrics");
-    std::istringstream lines(r.body);
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (line.rfind("itinera_messages_taken_total{", 0) == 0 &&
-          line.find("lane=\"sms\"") != std::string::npos &&
-          line.find("from=\"" + from + "\"") != std::string::npos) {
-        return std::stoll(line.substr(line.rfind(' ') + 1));
-      }
-    }
-    return -1;
+  auto taken = [&](const std::string& from) {
+    return d_.Metric("itinera_messages_taken_total", {"lane=\"sms\"", "from=\"" + from + "\""});
   };
   // The lane's first SMS is claimed from the outbox: its workers start with that pass.
   Lead("c-1");
