@@ -20,6 +20,7 @@
 
 #include "orchestrator/api_router.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace itinera::orch {
 namespace {
@@ -67,6 +68,25 @@ void Write(const ApiResponse& from, httplib::Response& to) {
   for (const auto& [name, value] : from.headers) to.set_header(name, value);
   to.set_content(from.body, from.content_type);
 }
+
+// httplib's pool of connection threads, named "api". It is made on the listening thread, and a
+// new thread starts with its creator's name: the listener takes the pool's name while it makes
+// the pool, then its own again.
+class NamedPool : public httplib::TaskQueue {
+ public:
+  explicit NamedPool(size_t threads) : pool_(Naming(threads)) { NameThread("api listen"); }
+
+  void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  static size_t Naming(size_t threads) {
+    NameThread("api");
+    return threads;
+  }
+
+  httplib::ThreadPool pool_;
+};
 
 }  // namespace
 
@@ -186,7 +206,7 @@ Status ApiServer::Start() {
 
   httplib::Server& server = s.server;
   const int threads = s.options.threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.new_task_queue = [threads] { return new NamedPool(threads); };
   server.set_payload_max_length(static_cast<size_t>(s.options.max_body_bytes));
   // Responses go out as headers then body: without TCP_NODELAY, Nagle's algorithm holds the
   // body until the client's delayed ACK (40 ms), capping each keep-alive connection at ~25
@@ -271,6 +291,7 @@ Status ApiServer::Start() {
   s.port = bound;
   s.started = true;
   s.thread = std::thread([&s] {
+    NameThread("api listen");
     s.server.listen_after_bind();
     s.listen_returned = true;
   });

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace itinera::orch {
 
@@ -50,8 +51,14 @@ ClusterMember::~ClusterMember() { Stop(); }
 void ClusterMember::Start() {
   started_ = true;
   Renew();
-  renewer_ = std::thread([this] { RenewLoop(); });
-  watcher_ = std::thread([this] { WatchLoop(); });
+  renewer_ = std::thread([this] {
+    NameThread("cluster renew");
+    RenewLoop();
+  });
+  watcher_ = std::thread([this] {
+    NameThread("cluster watch");
+    WatchLoop();
+  });
 }
 
 void ClusterMember::Stop() {

@@ -30,6 +30,7 @@
 #include "orchestrator/processor.h"
 #include "util/crypto.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace itinera::orch {
 
@@ -381,6 +382,7 @@ int RunDaemon(const Config& config) {
 
   if (member) member->Start();
   std::thread processor_thread([&] {
+    NameThread("processor");
     uint64_t seen = 0;
     int failures = 0;
     while (!stopping) {

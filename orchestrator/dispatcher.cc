@@ -9,6 +9,7 @@
 #include "orchestrator/engine.h"
 #include "orchestrator/processor.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace itinera::orch {
 
@@ -171,7 +172,7 @@ void Dispatcher::Stop() {
   wake_.notify_all();
   for (auto& [name, lane] : lanes_) {
     { std::lock_guard lock(lane->queue_mu); }  // as above, for the lane's own waiters
-    lane->queue_cv.notify_all();
+    lane->ready_cv.notify_all();
   }
   for (auto& [name, lane] : lanes_) {
     if (lane->thread.joinable()) lane->thread.join();
@@ -181,10 +182,11 @@ void Dispatcher::Stop() {
 }
 
 void Dispatcher::Loop(Lane& lane) {
+  NameThread("lane " + lane.name);
   while (!stopping_) {
     {
       std::unique_lock lock(lane.queue_mu);
-      lane.queue_cv.wait(lock, [&] { return stopping_ || Ready(lane); });
+      lane.ready_cv.wait(lock, [&] { return stopping_ || Ready(lane); });
     }
     if (stopping_) break;
     uint64_t seen;
@@ -210,7 +212,7 @@ void Dispatcher::Loop(Lane& lane) {
     std::lock_guard lock(lane.queue_mu);
     lane.closed = true;
   }
-  lane.queue_cv.notify_all();
+  lane.work_cv.notify_all();
 }
 
 bool Dispatcher::Ready(const Lane& lane) const {
@@ -234,6 +236,7 @@ bool Dispatcher::Queue(Lane& lane, std::shared_ptr<Pass> pass) {
     }
   }
   if (lane.workers.empty()) return false;
+  const size_t messages = pass->messages.size();
   {
     std::lock_guard lock(lane.queue_mu);
     lane.serving = true;
@@ -242,8 +245,16 @@ bool Dispatcher::Queue(Lane& lane, std::shared_ptr<Pass> pass) {
     ++lane.unfinished;
     ++lane.claims_unfinished;
   }
-  lane.queue_cv.notify_all();
+  WakeWorkers(lane, messages);
   return true;
+}
+
+void Dispatcher::WakeWorkers(Lane& lane, size_t messages) {
+  if (messages >= static_cast<size_t>(connections_)) {
+    lane.work_cv.notify_all();
+    return;
+  }
+  for (size_t i = 0; i < messages; ++i) lane.work_cv.notify_one();
 }
 
 bool Dispatcher::Takes(const std::string& name) {
@@ -278,7 +289,7 @@ void Dispatcher::Take(const std::string& name, std::vector<OutboxMessage> messag
   }
   if (pass->queued) {
     lane.stats->taken += static_cast<int64_t>(pass->messages.size());
-    lane.queue_cv.notify_all();
+    WakeWorkers(lane, pass->messages.size());
     return;
   }
   // Stopped: back to the outbox, due at once, for the next start to claim.
@@ -290,11 +301,20 @@ void Dispatcher::Take(const std::string& name, std::vector<OutboxMessage> messag
 }
 
 void Dispatcher::Serve(Lane& lane, LaneConnectors& connectors) {
+  NameThread("send " + lane.name);
   for (;;) {
     std::shared_ptr<Pass> pass;
     {
       std::unique_lock lock(lane.queue_mu);
-      lane.queue_cv.wait(lock, [&] { return !lane.queue.empty() || lane.closed; });
+      for (;;) {
+        // A pass whose every message some worker has taken is done with the queue.
+        while (!lane.queue.empty() &&
+               lane.queue.front()->next.load() >= lane.queue.front()->messages.size()) {
+          lane.queue.pop_front();
+        }
+        if (!lane.queue.empty() || lane.closed) break;
+        lane.work_cv.wait(lock);
+      }
       if (lane.queue.empty()) return;  // closed, and nothing left to give back
       pass = lane.queue.front();
     }
@@ -410,7 +430,7 @@ void Dispatcher::Work(Pass& pass, LaneConnectors& connectors) {
         if (!pass.taken) --pass.lane.claims_unfinished;
         pass.lane.quick = std::chrono::steady_clock::now() - pass.started < Lease() / 4;
       }
-      pass.lane.queue_cv.notify_all();
+      pass.lane.ready_cv.notify_one();
     }
   }
 }

@@ -151,7 +151,11 @@ class Dispatcher {
     // The started lane's sender workers (Serve), one per connection, made at its first pass.
     std::vector<std::thread> workers;
     std::mutex queue_mu;
-    std::condition_variable queue_cv;         // a pass queued or finished, or the lane closed
+    // Each waiter is woken only for what it waits for: a worker for a queued pass (as many
+    // workers as the pass has messages) or the lane closing, the lane thread for a claimed
+    // pass finishing or the stop.
+    std::condition_variable work_cv;
+    std::condition_variable ready_cv;
     std::deque<std::shared_ptr<Pass>> queue;  // passes with messages not yet taken
     int unfinished = 0;         // passes queued and not all recorded; guarded by queue_mu
     int claims_unfinished = 0;  // those of them the lane claimed (not taken); guarded by queue_mu
@@ -169,6 +173,8 @@ class Dispatcher {
   void MakeConnectors(Lane& lane);
   // Queues a pass for the started lane's workers; false when they could not be started.
   bool Queue(Lane& lane, std::shared_ptr<Pass> pass);
+  // After a pass of `messages` is queued: wakes as many of the lane's workers.
+  void WakeWorkers(Lane& lane, size_t messages);
   // Whether a started lane would claim now: fewer of its claimed passes unfinished than it
   // keeps going. Passes taken from the processor do not count, so they never hold up a claim
   // (of retries come due, say).

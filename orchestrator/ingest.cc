@@ -7,12 +7,13 @@ EventIngest::EventIngest(Store& store, std::function<void()> committed)
 
 Status EventIngest::Append(std::vector<NewEvent> events) {
   if (events.empty()) return Status::Ok();
-  Request me{std::move(events), std::nullopt};
+  Request me;
+  me.events = std::move(events);
   std::unique_lock lock(mu_);
   queue_.push_back(&me);
   while (!me.result) {
     if (writing_) {
-      done_.wait(lock);
+      me.cv.wait(lock);
       continue;
     }
     // Lead: commit everything queued so far in one transaction.
@@ -46,9 +47,12 @@ Status EventIngest::Append(std::vector<NewEvent> events) {
     events_ += static_cast<int64_t>(all.size());
 
     lock.lock();
-    for (size_t i = 0; i < group.size(); ++i) group[i]->result = results[i];
+    for (size_t i = 0; i < group.size(); ++i) {
+      group[i]->result = results[i];
+      if (group[i] != &me) group[i]->cv.notify_one();
+    }
     writing_ = false;
-    done_.notify_all();
+    if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next leader
     lock.unlock();
     if (committed_) committed_();
     lock.lock();

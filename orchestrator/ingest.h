@@ -35,15 +35,17 @@ class EventIngest {
   int64_t events() const { return events_.load(); }
 
  private:
+  // A caller waits on its own condition variable: a commit wakes the requests it answered
+  // and the next leader, not every caller waiting.
   struct Request {
     std::vector<NewEvent> events;
     std::optional<Status> result;
+    std::condition_variable cv;
   };
 
   Store& store_;
   std::function<void()> committed_;
   std::mutex mu_;
-  std::condition_variable done_;
   std::deque<Request*> queue_;
   bool writing_ = false;
   std::atomic<int64_t> commits_{0};

@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "orchestrator/engine.h"
 #include "orchestrator/tracking.h"
 #include "util/log.h"
+#include "util/thread_name.h"
 
 namespace itinera::orch {
 
@@ -499,6 +503,56 @@ Processor::Processor(Store& store, const Clock& clock, const JourneyRegistry& re
       directory_(directory),
       options_(std::move(options)) {}
 
+Processor::~Processor() = default;
+
+// The thread that commits the batches, kept for the processor's life (a thread started for
+// every batch cost more than some batches' commits). One task at a time: RunOnce has at most
+// one commit in flight.
+class Processor::Committer {
+ public:
+  Committer() : thread_([this] { Run(); }) {}
+
+  ~Committer() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  std::future<Status> Submit(std::function<Status()> commit) {
+    std::packaged_task<Status()> task(std::move(commit));
+    std::future<Status> result = task.get_future();
+    {
+      std::lock_guard lock(mu_);
+      task_ = std::move(task);
+    }
+    cv_.notify_one();
+    return result;
+  }
+
+ private:
+  void Run() {
+    NameThread("commit");
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || task_.valid(); });
+      if (!task_.valid()) return;  // stopped, nothing left
+      std::packaged_task<Status()> task = std::move(task_);
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::packaged_task<Status()> task_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the members it uses exist
+};
+
 // A batch read and advanced, ready to commit.
 struct Processor::Prepared {
   std::vector<std::string> customers;
@@ -615,6 +669,7 @@ Result<int> Processor::RunOnce() {
     return Status::Ok();
   };
 
+  if (!committer_) committer_ = std::make_unique<Committer>();
   for (int round = 0; round < kBatchesPerRun;) {
     if (options_.stop && options_.stop()) break;
     std::optional<RoutingSnapshot> carried;
@@ -637,10 +692,10 @@ Result<int> Processor::RunOnce() {
     for (std::string& c : (*prepared)->customers) in_flight.customers.insert(std::move(c));
     in_flight.due_rows = (*prepared)->due_rows;
     started = std::chrono::steady_clock::now();
-    commit = std::async(std::launch::async, [this, batch = &committing->batch(),
-                                             n = static_cast<int>(in_flight.customers.size())] {
-      return Commit(*batch, n);
-    });
+    commit = committer_->Submit(
+        [this, batch = &committing->batch(), n = static_cast<int>(in_flight.customers.size())] {
+          return Commit(*batch, n);
+        });
   }
   if (Status s = settle(); !s.ok()) return s.error();
   return total;

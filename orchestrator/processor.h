@@ -10,7 +10,9 @@
 // messages from the processor once they are committed (ProcessorOptions::hand_over).
 //
 // RunOnce pipelines batches: the next batch is read and advanced on the calling thread while
-// the previous one commits on another, so the engine's CPU work and the commit's wait overlap.
+// the previous one commits on the processor's commit thread (started by the first RunOnce and
+// kept until the processor is destroyed), so the engine's CPU work and the commit's wait
+// overlap.
 // One commit is in flight at a time, and the next batch leaves its customers out.
 //
 // Emails are rendered and rewritten for tracking at this point, so the message that goes out
@@ -100,6 +102,7 @@ class Processor {
  public:
   Processor(Store& store, const Clock& clock, const JourneyRegistry& registry,
             const Directory& directory, ProcessorOptions options);
+  ~Processor();
 
   // Advances what is due now, in up to kBatchesPerRun batches of `batch` customers, each read
   // and advanced while the one before it commits. Returns how many customers were advanced and
@@ -113,6 +116,7 @@ class Processor {
 
  private:
   class Work;
+  class Committer;
   struct Prepared;
   // The batch being committed: the next one leaves its customers out.
   struct InFlight {
@@ -136,6 +140,7 @@ class Processor {
   const Directory& directory_;
   const ProcessorOptions options_;
   ProcessorStats stats_;
+  std::unique_ptr<Committer> committer_;  // started by the first RunOnce
 };
 
 // An RFC 7396 merge patch that turns `before` into `after` (objects are diffed key by key;

@@ -1,6 +1,12 @@
 // [server] threads reaches the daemon's HTTP server: with one request thread, a client whose
 // keep-alive connection is open holds it, and the next client is served only once it closes.
+// The daemon's threads carry names that say what each does (top -H, ps -L, perf).
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
 
 #include "tests/daemon/daemon_harness.h"
 
@@ -32,6 +38,43 @@ TEST(ServerThreadsTest, TheConfiguredThreadsBoundTheClientsServedAtOnce) {
     auto r = next.Get("/healthz");
     return r && r->status == 200;
   }));
+}
+
+// The names of a running process's threads, from /proc.
+std::multiset<std::string> ThreadNames(pid_t pid) {
+  std::multiset<std::string> names;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.insert(name);
+  }
+  return names;
+}
+
+TEST(ServerThreadsTest, EachOfTheDaemonsThreadsIsNamedForWhatItDoes) {
+  Daemon d;
+  ConfigText config;
+  config.server = "threads = 3\n";
+  d.WriteConfig(config);
+  ASSERT_TRUE(d.Start());
+  httplib::Client client("127.0.0.1", d.port());
+  auto health = client.Get("/healthz");  // a request thread serves it: "api" from then on
+  ASSERT_TRUE(health);
+  ASSERT_EQ(health->status, 200);
+
+  std::multiset<std::string> names;
+  EXPECT_TRUE(WaitUntil([&] {
+    names = ThreadNames(d.pid());
+    return names.count("commit") == 1;  // started by the processor's first run
+  }));
+  EXPECT_EQ(names.count("api listen"), 1u);
+  EXPECT_EQ(names.count("api"), 3u);
+  EXPECT_EQ(names.count("processor"), 1u);
+  for (const char* lane : {"lane alert", "lane email", "lane sms", "lane webhook"}) {
+    EXPECT_EQ(names.count(lane), 1u) << lane;
+  }
 }
 
 }  // namespace
