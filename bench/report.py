@@ -76,8 +76,10 @@ def rows(r):
     if li and lr:
         limit = lr["p99_ms"] + 10
         peak = r.get("latency.peak", {}).get("action_rate", 0)
+        runs = len(li.get("runs", [])) or 1
+        median = f"; median of {runs} alternated runs each" if runs > 1 else ""
         out.append((f"p99 event -> first action at {li['rate']:,.0f} events/s (half the peak, "
-                    f"{peak:,.0f} events/s turned into SMS)",
+                    f"{peak:,.0f} events/s turned into SMS{median})",
                     f"{li['p99_ms']:.1f} ms", f"{lr['p99_ms']:.1f} ms", "",
                     f"<= {limit:.1f} ms", li["p99_ms"] <= limit))
     n, c = largest(r, "campaign")
