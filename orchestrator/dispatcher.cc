@@ -318,9 +318,8 @@ void Dispatcher::Serve(Lane& lane, LaneConnectors& connectors) {
       if (lane.queue.empty()) return;  // closed, and nothing left to give back
       pass = lane.queue.front();
     }
-    Work(*pass, connectors);  // returns once every message of the pass is taken
-    std::lock_guard lock(lane.queue_mu);
-    if (!lane.queue.empty() && lane.queue.front() == pass) lane.queue.pop_front();
+    Work(*pass, connectors);  // returns once every message of the pass is taken; the loop
+                              // above then drops it from the queue
   }
 }
 
@@ -496,6 +495,59 @@ Status Dispatcher::Record(const std::function<Status()>& write) {
   }
 }
 
+bool Dispatcher::Recheck(Pass& pass, const OutboxMessage& m, const CustomerRead& read, Time now,
+                         std::string& to) {
+  LaneStats& stats = *pass.lane.stats;
+  const std::string& channel = m.channel;
+  if (read.error) {
+    Report(pass, {m.id, OutboxOutcome::kRetry, now + Seconds{5}, read.error->message});
+    return false;
+  }
+  auto customer = read.customers.find(m.customer);
+  if (customer == read.customers.end() || !customer->second.profile) {
+    ++stats.cancelled;
+    Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, "erased"});
+    return false;
+  }
+  const nlohmann::json& profile = *customer->second.profile;
+  auto catalog = registry_.Snapshot();
+  const dsl::Program* program =
+      catalog->Find(m.journey, m.payload.value("version", static_cast<int64_t>(0)));
+  if (program == nullptr) return true;  // no such journey version loaded: nothing to check
+  std::vector<SendRecord> others = customer->second.sends;
+  // This message's own send record is in there; it must not count against itself.
+  for (auto it = others.begin(); it != others.end(); ++it) {
+    if (it->channel == channel && it->at == m.created_at && !it->held) {
+      others.erase(it);
+      break;
+    }
+  }
+  HeldMessage held;
+  held.channel = channel;
+  held.template_name = Text(m.payload, "template");
+  held.handle = Text(m.payload, "handle");
+  held.message_id = m.id;
+  held.step = Text(m.payload, "step");
+  held.held_at = m.created_at;
+  held.until = now;
+  if (m.payload.contains("entry_event")) held.entry_event = m.payload["entry_event"];
+  HeldDelivery check = DeliverHeld(*program, held, profile, others, now);
+  if (check.kind == HeldDelivery::Kind::kSkipped) {
+    ++stats.cancelled;
+    Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, check.reason});
+    LogInfo("message cancelled at dispatch", {{"id", m.id}, {"reason", check.reason}});
+    return false;
+  }
+  if (check.kind == HeldDelivery::Kind::kHeld && check.until) {
+    ++stats.deferred;
+    Report(pass, {m.id, OutboxOutcome::kRetry, *check.until,
+                  "quiet hours until " + FormatTime(*check.until)});
+    return false;
+  }
+  if (!check.to.empty()) to = check.to;
+  return true;
+}
+
 void Dispatcher::Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& m,
                          const CustomerRead& read) {
   Lane& lane = pass.lane;
@@ -524,55 +576,7 @@ void Dispatcher::Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMes
     // Checked again just before sending: consent, address, caps, quiet hours. Not for a
     // message taken from the processor's commit: the engine checked it on the processor's
     // read, just before that commit.
-    if (!pass.taken) {
-      if (read.error) {
-        Report(pass, {m.id, OutboxOutcome::kRetry, now + Seconds{5}, read.error->message});
-        return;
-      }
-      auto customer = read.customers.find(m.customer);
-      if (customer == read.customers.end() || !customer->second.profile) {
-        ++stats.cancelled;
-        Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, "erased"});
-        return;
-      }
-      const nlohmann::json& profile = *customer->second.profile;
-      auto catalog = registry_.Snapshot();
-      const dsl::Program* program =
-          catalog->Find(m.journey, m.payload.value("version", static_cast<int64_t>(0)));
-      if (program != nullptr) {
-        std::vector<SendRecord> others = customer->second.sends;
-        // This message's own send record is in there; it must not count against itself.
-        for (auto it = others.begin(); it != others.end(); ++it) {
-          if (it->channel == channel && it->at == m.created_at && !it->held) {
-            others.erase(it);
-            break;
-          }
-        }
-        HeldMessage held;
-        held.channel = channel;
-        held.template_name = Text(m.payload, "template");
-        held.handle = Text(m.payload, "handle");
-        held.message_id = m.id;
-        held.step = Text(m.payload, "step");
-        held.held_at = m.created_at;
-        held.until = now;
-        if (m.payload.contains("entry_event")) held.entry_event = m.payload["entry_event"];
-        HeldDelivery check = DeliverHeld(*program, held, profile, others, now);
-        if (check.kind == HeldDelivery::Kind::kSkipped) {
-          ++stats.cancelled;
-          Report(pass, {m.id, OutboxOutcome::kCancelled, Time{}, check.reason});
-          LogInfo("message cancelled at dispatch", {{"id", m.id}, {"reason", check.reason}});
-          return;
-        }
-        if (check.kind == HeldDelivery::Kind::kHeld && check.until) {
-          ++stats.deferred;
-          Report(pass, {m.id, OutboxOutcome::kRetry, *check.until,
-                        "quiet hours until " + FormatTime(*check.until)});
-          return;
-        }
-        if (!check.to.empty()) to = check.to;
-      }
-    }
+    if (!pass.taken && !Recheck(pass, m, read, now, to)) return;
     msg.to = to;
     if (channel == "email") {
       msg.channel = connectors::Channel::kEmail;

@@ -193,6 +193,11 @@ class Dispatcher {
   // Delivers one claimed message and reports its outcome.
   void Deliver(Pass& pass, LaneConnectors& connectors, const OutboxMessage& message,
                const CustomerRead& read);
+  // The check just before an email or SMS goes out, on its chunk's read: consent, address,
+  // caps and quiet hours (DeliverHeld). False when it reported the message's outcome (retried,
+  // cancelled or deferred); true to send it, to `to` (which the check may change).
+  bool Recheck(Pass& pass, const OutboxMessage& message, const CustomerRead& read, Time now,
+               std::string& to);
   // Adds an outcome to the pass; records a chunk once enough are waiting.
   void Report(Pass& pass, OutboxOutcome outcome);
   void Flush(const std::string& lane, const std::vector<OutboxOutcome>& outcomes);
