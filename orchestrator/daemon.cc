@@ -316,6 +316,11 @@ int RunDaemon(const Config& config) {
     dispatcher.Take(lane, std::move(ms), at);
   };
   popts.stop = [&stopping] { return stopping.load(); };
+  // A request's events go straight to the processor, which stores them with what they caused
+  // in one commit; on a shared store they go through the inbox, whose partition's owner takes
+  // them.
+  popts.direct = !store->Shared();
+  popts.arrived = [&work] { work.Notify(); };
   Processor processor(*store, clock, registry, config.directory, popts);
 
   EventIngest ingest(*store, [&] { work.Notify(); });
@@ -325,7 +330,8 @@ int RunDaemon(const Config& config) {
   backend.clock = &clock;
   backend.metrics = &metrics;
   backend.append_events = [&](std::vector<NewEvent> events) {
-    return ingest.Append(std::move(events));
+    if (std::optional<Status> advanced = processor.Advance(events)) return *advanced;
+    return ingest.Append(std::move(events));  // declined: through the inbox
   };
   backend.upsert_customer = [&](const std::string& customer,
                                 const json& patch) -> Result<ProfileChange> {
@@ -428,7 +434,8 @@ int RunDaemon(const Config& config) {
     sync.Total("itinera_processor_batches_total", "Commits of advanced customers.", {}, ps.batches);
     sync.Total("itinera_customers_advanced_total", "Customers advanced (per batch).", {},
                ps.customers);
-    sync.Total("itinera_events_processed_total", "Events taken from the inbox.", {}, ps.events);
+    sync.Total("itinera_events_processed_total", "Events advanced, from the inbox or directly.", {},
+               ps.events);
     sync.Total("itinera_timers_fired_total", "Due timers handled.", {}, ps.timers);
     sync.Total("itinera_transitions_total", "Engine calls that were made.", {}, ps.transitions);
     sync.Total("itinera_effects_total", "Effects decided by the engine.", {}, ps.effects);
@@ -437,6 +444,12 @@ int RunDaemon(const Config& config) {
                ps.commit_failures);
     sync.Total("itinera_ingest_commits_total", "Group commits of accepted events.", {},
                ingest.commits());
+    sync.Total("itinera_events_direct_total",
+               "Events advanced and stored in one commit, without the inbox.", {},
+               ps.direct_events);
+    sync.Total("itinera_events_declined_total",
+               "API requests the processor declined to take directly (sent to the inbox).", {},
+               ps.declined);
     if (member) {
       sync.Total("itinera_lease_renewals_total", "Partition lease renewals.", {},
                  member->renewals());
@@ -505,14 +518,16 @@ int RunDaemon(const Config& config) {
 
   // Graceful stop: no new requests, the batch in flight commits and no other starts, sends in
   // progress finish.
+  processor.Close();  // requests still coming in go to the inbox
   api.Stop();
   work.Notify();
   processor_thread.join();
   if (member) member->Stop();  // the others take over these partitions at their next renewal
   dispatcher.Stop();
   publish();
-  LogInfo("stopped", {{"customers_advanced", processor.stats().customers.load()},
-                      {"events_accepted", ingest.events()}});
+  LogInfo("stopped",
+          {{"customers_advanced", processor.stats().customers.load()},
+           {"events_accepted", ingest.events() + processor.stats().direct_events.load()}});
   return 0;
 }
 

@@ -348,6 +348,13 @@ Status MemoryStore::Commit(const Batch& batch, std::vector<size_t>* inserted) {
       return Error{"invalid_argument", "a profile write needs a customer and an object patch"};
     }
   }
+  std::set<std::string> arrived_ids;
+  for (const NewEvent& e : batch.arrived) {
+    if (e.customer.empty()) return Error{"invalid_argument", "an event without a customer"};
+    if (!e.id.empty() && (event_ids_.count(e.id) || !arrived_ids.insert(e.id).second)) {
+      return Error{"conflict", "event " + e.id + " is stored already"};
+    }
+  }
 
   for (const auto& p : batch.profiles) PatchProfile(p.customer, p.patch);
   for (const auto& w : batch.states) {
@@ -361,6 +368,11 @@ Status MemoryStore::Commit(const Batch& batch, std::vector<size_t>* inserted) {
   for (int64_t seq : batch.processed_events) {
     auto it = events_.find(seq);
     if (it != events_.end()) it->second.processed = true;
+  }
+  for (const NewEvent& e : batch.arrived) {
+    int64_t seq = next_event_seq_++;
+    events_[seq] = StoredEvent{seq, e.id, e.customer, e.at, e.body, true};
+    if (!e.id.empty()) event_ids_[e.id] = seq;
   }
   for (size_t i = 0; i < batch.outbox.size(); ++i) {
     const OutboxMessage& m = batch.outbox[i];

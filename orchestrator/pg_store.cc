@@ -345,8 +345,34 @@ constexpr Statement kAppendEvents{
     "INSERT INTO events (event_id, customer, part, at, body) SELECT e, c, p, a, b FROM "
     "unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::text[]) WITH ORDINALITY "
     "AS u(e, c, p, a, b, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING RETURNING part"};
+constexpr Statement kStoreArrived{
+    "store_arrived",
+    "INSERT INTO events (event_id, customer, part, at, body, processed) SELECT e, c, p, a, b, "
+    "true FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::text[]) WITH "
+    "ORDINALITY AS u(e, c, p, a, b, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING"};
 constexpr Statement kNotifyEvents{
     "notify_events", "SELECT pg_notify('itinera_events', p::text) FROM unnest($1::int[]) AS u(p)"};
+
+// The columns of kAppendEvents and kStoreArrived for `events`, as array parameters.
+struct EventArrays {
+  explicit EventArrays(const std::vector<NewEvent>& events) {
+    for (const NewEvent& e : events) {
+      if (e.id.empty()) {
+        ids.AddNull();  // never deduplicated
+      } else {
+        ids.Add(e.id);
+      }
+      customers.Add(e.customer);
+      parts.Add(int64_t{PartitionOf(e.customer)});
+      ats.Add(Secs(e.at));
+      bodies.Add(e.body.dump());
+    }
+  }
+  pqxx::result Insert(Tx& tx, const Statement& statement) const {
+    return tx.Exec(statement, ids.str(), customers.str(), parts.str(), ats.str(), bodies.str());
+  }
+  ArrayLiteral ids, customers, parts, ats, bodies;
+};
 
 // Merges the patches, in order, into the profiles (created when absent; "id" forced) under row
 // locks, and returns each write's before and after.
@@ -425,17 +451,12 @@ Result<ProfileChange> PgStore::UpsertProfileRecorded(const std::string& customer
     if (!changes.ok()) return changes.error();
     change = std::move(changes->front());
     if (change.before == change.after) return Status::Ok();
-    json body = on_change.body;
-    body["before"] = change.before;
-    const int part = PartitionOf(customer);
-    ArrayLiteral ids, customers, parts, ats, bodies;
-    ids.AddNull();
-    customers.Add(customer);
-    parts.Add(int64_t{part});
-    ats.Add(Secs(on_change.at));
-    bodies.Add(body.dump());
-    tx.Exec(kAppendEvents, ids.str(), customers.str(), parts.str(), ats.str(), bodies.str());
-    Announce(tx, {part});
+    NewEvent event = on_change;
+    event.id.clear();
+    event.customer = customer;
+    event.body["before"] = change.before;
+    EventArrays({event}).Insert(tx, kAppendEvents);
+    Announce(tx, {PartitionOf(customer)});
     return Status::Ok();
   });
 }
@@ -495,21 +516,9 @@ Result<int64_t> PgStore::AppendEvents(const std::vector<NewEvent>& events) {
     if (e.customer.empty()) return Error{"invalid_argument", "an event without a customer"};
   }
   if (events.empty()) return int64_t{0};
+  const EventArrays arrays(events);
   return impl_->db.Fetch<int64_t>(Mode::kWrite, [&](Tx& tx, auto& added) -> Status {
-    ArrayLiteral ids, customers, parts, ats, bodies;
-    for (const NewEvent& e : events) {
-      if (e.id.empty()) {
-        ids.AddNull();  // never deduplicated
-      } else {
-        ids.Add(e.id);
-      }
-      customers.Add(e.customer);
-      parts.Add(int64_t{PartitionOf(e.customer)});
-      ats.Add(Secs(e.at));
-      bodies.Add(e.body.dump());
-    }
-    pqxx::result r =
-        tx.Exec(kAppendEvents, ids.str(), customers.str(), parts.str(), ats.str(), bodies.str());
+    pqxx::result r = arrays.Insert(tx, kAppendEvents);
     std::set<int> announced;
     for (const auto& row : r) announced.insert(row[0].as<int>());
     Announce(tx, announced);
@@ -661,6 +670,18 @@ Status Validate(const Batch& batch) {
   for (const auto& m : batch.outbox) {
     if (m.id.empty()) return Error{"invalid_argument", "an outbox message without an id"};
   }
+  for (const NewEvent& e : batch.arrived) {
+    if (e.customer.empty()) return Error{"invalid_argument", "an event without a customer"};
+  }
+  return Status::Ok();
+}
+
+// Stores the events a batch advanced, processed; an id seen before refuses the batch.
+Status StoreArrived(Tx& tx, const std::vector<NewEvent>& events) {
+  pqxx::result r = EventArrays(events).Insert(tx, kStoreArrived);
+  if (r.affected_rows() != events.size()) {
+    return Error{"conflict", "an event the batch advanced is stored already"};
+  }
   return Status::Ok();
 }
 
@@ -771,6 +792,9 @@ Status PgStore::Commit(const Batch& batch, std::vector<size_t>* inserted) {
   Status committed = impl_->db.Run(Mode::kWrite, [&](Tx& tx) -> Status {
     if (batch.fence) {
       if (Status s = CheckFence(tx, *batch.fence); !s.ok()) return s;
+    }
+    if (!batch.arrived.empty()) {
+      if (Status s = StoreArrived(tx, batch.arrived); !s.ok()) return s;
     }
     if (!batch.profiles.empty()) {
       if (auto patched = PatchProfiles(tx, batch.profiles); !patched.ok()) return patched.error();

@@ -63,15 +63,20 @@ class Processor::Work {
     ctx_.directory = &p_.directory_;
     ctx_.public_url = p_.options_.public_url;
   }
+  // Requests of this batch not answered yet (it failed before its commit) are declined.
+  ~Work() { p_.Finish(arrivals, std::nullopt); }
 
-  // Advances one customer from what the store held (its due timers, then its pending events);
-  // an error abandons the batch.
+  // Advances one customer from what the store held (its due timers, then its pending events),
+  // then the events `arrived` through Advance; an error abandons the batch.
   Status Customer(const std::string& id, const std::vector<DueTimer>& timers,
-                  CustomerSnapshot snapshot);
+                  CustomerSnapshot snapshot, const std::vector<const NewEvent*>& arrived);
 
   Batch& batch() { return batch_; }
   // The routing counters with this batch's assignments applied.
   const RoutingSnapshot& routing() const { return ctx_.routing; }
+
+  // The requests whose events this batch advances; answered by its commit.
+  std::vector<Arrival*> arrivals;
 
  private:
   struct Stored {
@@ -109,7 +114,8 @@ class Processor::Work {
 };
 
 Status Processor::Work::Customer(const std::string& id, const std::vector<DueTimer>& timers,
-                                 CustomerSnapshot snapshot) {
+                                 CustomerSnapshot snapshot,
+                                 const std::vector<const NewEvent*>& arrived) {
   customer_ = id;
   states_.clear();
   touched_.clear();
@@ -121,7 +127,12 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
   profile_ = original;
   sends_ = std::move(snapshot.sends);
   for (StoredState& s : snapshot.states) states_[s.journey] = {std::move(s.state), s.version};
-  const std::vector<StoredEvent>& events = snapshot.pending;
+  // Events from Advance come after the stored ones; seq 0 marks them (not in the store yet).
+  std::vector<StoredEvent>& events = snapshot.pending;
+  for (const NewEvent* e : arrived) {
+    events.push_back({0, e->id, e->customer, e->at, e->body, false});
+    batch_.arrived.push_back(*e);
+  }
   // Due timers first: a timer and an event at the same second, the timer runs first.
   std::set<std::string> stuck;  // journeys whose due timer was pushed back: nothing to run it
   for (const DueTimer& t : timers) {
@@ -143,7 +154,7 @@ Status Processor::Work::Customer(const std::string& id, const std::vector<DueTim
   }
 
   for (const StoredEvent& ev : events) {
-    batch_.processed_events.push_back(ev.seq);
+    if (ev.seq != 0) batch_.processed_events.push_back(ev.seq);
     ++p_.stats_.events;
     json body = ev.body;
     const std::string type = Text(body, "type");
@@ -503,7 +514,84 @@ Processor::Processor(Store& store, const Clock& clock, const JourneyRegistry& re
       directory_(directory),
       options_(std::move(options)) {}
 
-Processor::~Processor() = default;
+Processor::~Processor() { Close(); }
+
+std::optional<Status> Processor::Advance(const std::vector<NewEvent>& events) {
+  auto decline = [&] {
+    ++stats_.declined;
+    return std::optional<Status>();
+  };
+  if (!options_.direct || events.empty() || events.size() > kMaxDirectEvents || behind_) {
+    return decline();
+  }
+  for (const NewEvent& e : events) {
+    if (!e.id.empty() || e.customer.empty()) return decline();
+  }
+  Arrival me;
+  me.events = &events;
+  std::unique_lock lock(arrivals_mu_);
+  if (closed_ || arrivals_.size() >= static_cast<size_t>(std::max(options_.batch, 1))) {
+    return decline();
+  }
+  arrivals_.push_back(&me);
+  lock.unlock();
+  if (options_.arrived) options_.arrived();
+  lock.lock();
+  me.cv.wait(lock, [&] { return me.done; });
+  if (!me.result) ++stats_.declined;
+  return me.result;
+}
+
+void Processor::Close() {
+  std::vector<Arrival*> queued;
+  {
+    std::lock_guard lock(arrivals_mu_);
+    closed_ = true;
+    queued.assign(arrivals_.begin(), arrivals_.end());
+    arrivals_.clear();
+  }
+  Finish(queued, std::nullopt);
+}
+
+void Processor::Finish(std::vector<Arrival*>& arrivals, const std::optional<Status>& result) {
+  if (arrivals.empty()) return;
+  std::lock_guard lock(arrivals_mu_);
+  for (Arrival* a : arrivals) {
+    if (result && result->ok()) stats_.direct_events += static_cast<int64_t>(a->events->size());
+    a->result = result;
+    a->done = true;
+    a->cv.notify_one();  // under the lock: `a` lives on its waiter's stack
+  }
+  arrivals.clear();
+}
+
+std::vector<Processor::Arrival*> Processor::TakeArrivals(const std::set<std::string>& in_flight,
+                                                         std::vector<std::string>& customers,
+                                                         size_t limit) {
+  std::vector<Arrival*> taken;
+  std::set<std::string> chosen(customers.begin(), customers.end());
+  std::lock_guard lock(arrivals_mu_);
+  for (auto it = arrivals_.begin(); it != arrivals_.end();) {
+    // A customer in flight is not settled in the store yet: its request waits for the next
+    // batch.
+    std::set<std::string> fresh;
+    bool blocked = false;
+    for (const NewEvent& e : *(*it)->events) {
+      if (in_flight.count(e.customer)) blocked = true;
+      if (!chosen.count(e.customer)) fresh.insert(e.customer);
+    }
+    if (blocked || chosen.size() + fresh.size() > limit) {
+      ++it;
+      continue;
+    }
+    for (const NewEvent& e : *(*it)->events) {
+      if (chosen.insert(e.customer).second) customers.push_back(e.customer);
+    }
+    taken.push_back(*it);
+    it = arrivals_.erase(it);
+  }
+  return taken;
+}
 
 // The thread that commits the batches, kept for the processor's life (a thread started for
 // every batch cost more than some batches' commits). One task at a time: RunOnce has at most
@@ -595,6 +683,10 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
       timers[c];
     }
   }
+  // Then the requests waiting in Advance, as many as fit.
+  std::vector<Arrival*> taken;
+  if (ownership.all) taken = TakeArrivals(in_flight.customers, prepared.customers, limit);
+  behind_ = static_cast<int>(prepared.customers.size()) >= limit;
   if (prepared.customers.empty()) return std::optional<Prepared>();
 
   // Routing counters: the store's, or, while a batch is in flight, the ones that batch ended
@@ -604,19 +696,38 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
     routing = std::move(*carried);
   } else {
     auto read = store_.GetRouting();
-    if (!read.ok()) return read.error();
+    if (!read.ok()) {
+      Finish(taken, std::nullopt);
+      return read.error();
+    }
     routing = std::move(*read);
   }
   prepared.work = std::make_unique<Work>(*this, registry_.Snapshot(), now, std::move(routing));
+  prepared.work->arrivals = std::move(taken);  // declined by the Work if it never commits
   // One read for the whole batch: a few round trips instead of four per customer.
   auto loaded = store_.LoadCustomers(prepared.customers,
                                      {.sends_since = now - kSendHistory,
                                       .states = true,
                                       .events_per_customer = options_.events_per_customer});
   if (!loaded.ok()) return loaded.error();
+  // A request's events go after what its customers had pending; a customer with more pending
+  // than one batch reads of it would have them jump the queue, so that request is declined.
+  std::map<std::string, std::vector<const NewEvent*>> arrived;
+  std::vector<Arrival*> kept, refused;
+  for (Arrival* a : prepared.work->arrivals) {
+    const bool follows = std::all_of(a->events->begin(), a->events->end(), [&](const NewEvent& e) {
+      return static_cast<int>((*loaded)[e.customer].pending.size()) < options_.events_per_customer;
+    });
+    (follows ? kept : refused).push_back(a);
+    if (!follows) continue;
+    for (const NewEvent& e : *a->events) arrived[e.customer].push_back(&e);
+  }
+  Finish(refused, std::nullopt);
+  prepared.work->arrivals = std::move(kept);
   for (const std::string& c : prepared.customers) {
     // A customer woken by a timer also gets the events that arrived meanwhile.
-    if (Status s = prepared.work->Customer(c, timers[c], std::move((*loaded)[c])); !s.ok()) {
+    if (Status s = prepared.work->Customer(c, timers[c], std::move((*loaded)[c]), arrived[c]);
+        !s.ok()) {
       return s.error();
     }
   }
@@ -638,6 +749,12 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
 }
 
 Result<int> Processor::RunOnce() {
+  Result<int> advanced = RunBatches();
+  if (!advanced.ok()) behind_ = true;  // failing: requests take the inbox until a batch goes
+  return advanced;
+}
+
+Result<int> Processor::RunBatches() {
   // Batch N+1 is read and advanced while batch N commits: the commit (an fsync, or a round trip
   // and a WAL flush) and the engine's work overlap. Only one commit is ever in flight, so batch
   // N+2 is read after batch N is durable; batch N+1 leaves out N's customers, whose stored
@@ -693,15 +810,15 @@ Result<int> Processor::RunOnce() {
     in_flight.due_rows = (*prepared)->due_rows;
     started = std::chrono::steady_clock::now();
     commit = committer_->Submit(
-        [this, batch = &committing->batch(), n = static_cast<int>(in_flight.customers.size())] {
-          return Commit(*batch, n);
+        [this, work = committing.get(), n = static_cast<int>(in_flight.customers.size())] {
+          return Commit(work->batch(), n, work->arrivals);
         });
   }
   if (Status s = settle(); !s.ok()) return s.error();
   return total;
 }
 
-Status Processor::Commit(Batch& batch, int customers) {
+Status Processor::Commit(Batch& batch, int customers, std::vector<Arrival*>& arrivals) {
   // The channels whose lanes take this batch's messages in memory: those due now are inserted
   // claimed, as the lane's own claim would leave them.
   const ProcessorOptions::HandOver& hand = options_.hand_over;
@@ -722,7 +839,10 @@ Status Processor::Commit(Batch& batch, int customers) {
   }
   std::vector<size_t> inserted;
   Status s = store_.Commit(batch, &inserted);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    Finish(arrivals, std::nullopt);  // nothing of them was stored: the inbox takes them
+    return s;
+  }
   // At once, not when the next batch is ready: its messages are in the outbox now.
   // A claimed message is handed over only if this commit inserted it; the lanes of the others
   // are woken to claim what is due.
@@ -743,6 +863,7 @@ Status Processor::Commit(Batch& batch, int customers) {
     std::sort(channels.begin(), channels.end());
     options_.committed(customers, channels);
   }
+  Finish(arrivals, s);  // after the hand-over: the sends start first
   return s;
 }
 

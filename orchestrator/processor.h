@@ -19,6 +19,13 @@
 // after a crash is byte-for-byte the one committed. The tracking secret signs open, click and
 // unsubscribe links (orchestrator/tracking.h).
 //
+// Events can also skip the inbox (Processor::Advance): an API request hands them to the
+// processor, the next batch advances them after whatever its customers already had pending,
+// and its commit stores them already processed, with everything they caused. One durable stage
+// instead of two (the inbox's commit, then the batch's), and no read of the inbox in between;
+// the request is answered once that commit is done. Requests the processor cannot take that way
+// are declined, and the caller appends them to the inbox as before.
+//
 // One Processor per daemon; RunOnce is not re-entrant (per-customer processing is serial
 // because one thread advances the daemon's customers, and on a shared store the partition
 // leases keep other daemons off them). If Commit fails nothing is lost: the events stay in the
@@ -28,9 +35,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -83,6 +93,11 @@ struct ProcessorOptions {
   // Asked before each batch of a RunOnce: true ends it there, once the batch in flight has
   // committed (the daemon's graceful stop).
   std::function<bool()> stop;
+  // Whether Advance takes events; the daemon sets it when the store is not shared (on a shared
+  // store a customer's partition may belong to another daemon).
+  bool direct = false;
+  // Called when Advance has queued events: wakes the thread that calls RunOnce.
+  std::function<void()> arrived;
 };
 
 // Running totals, for /metrics.
@@ -96,6 +111,8 @@ struct ProcessorStats {
   std::atomic<int64_t> messages{0};  // outbox messages written
   std::atomic<int64_t> commit_failures{0};
   std::atomic<int64_t> commit_micros{0};
+  std::atomic<int64_t> direct_events{0};  // events advanced and stored through Advance
+  std::atomic<int64_t> declined{0};       // Advance calls that were declined
 };
 
 class Processor {
@@ -112,18 +129,43 @@ class Processor {
 
   static constexpr int kBatchesPerRun = 8;
 
+  // Advances `events` in the next batch, without the inbox, and returns once that batch's
+  // commit is done: Ok when the events are stored, processed, with what they caused; nullopt
+  // when declined, and the caller appends them to the inbox instead. Declined: when `direct` is
+  // off; after Close; while the processor is behind (its last batch was full, or batch-many
+  // requests wait); a request of more than kMaxDirectEvents events (a big batch is cheaper
+  // through the inbox); an event with an id (the inbox deduplicates ids); a customer with more
+  // pending events than a batch reads of it (the events must follow them); and a batch that fails
+  // before or at its commit (nothing of it was stored). Blocks; another thread must be calling
+  // RunOnce. Thread-safe.
+  std::optional<Status> Advance(const std::vector<NewEvent>& events);
+  // Declines what Advance has queued and every later call (the daemon's stop: requests still
+  // come in while the processor winds down). A batch already taken commits as usual.
+  void Close();
+
+  static constexpr int kMaxDirectEvents = 10;
+
   const ProcessorStats& stats() const { return stats_; }
 
  private:
   class Work;
   class Committer;
   struct Prepared;
+  // A request waiting in Advance.
+  struct Arrival {
+    const std::vector<NewEvent>* events = nullptr;
+    bool done = false;
+    std::optional<Status> result;  // once done: the commit's status; nullopt: declined
+    std::condition_variable cv;
+  };
   // The batch being committed: the next one leaves its customers out.
   struct InFlight {
     std::set<std::string> customers;
     int due_rows = 0;
   };
 
+  // RunOnce's work.
+  Result<int> RunBatches();
   // Reads up to `batch` customers that are due and not in flight, advances them and returns the
   // Batch to commit (nullopt: nothing due). `carried`: routing counters to use instead of the
   // store's (those the batch in flight ended with).
@@ -132,7 +174,13 @@ class Processor {
   // Commits a prepared batch of `customers` (on the committing thread), hands its fresh
   // messages over and reports it (options_.hand_over, options_.committed). Takes the handed
   // messages out of `batch`.
-  Status Commit(Batch& batch, int customers);
+  Status Commit(Batch& batch, int customers, std::vector<Arrival*>& arrivals);
+  // Answers the requests (under arrivals_mu_) and empties `arrivals`.
+  void Finish(std::vector<Arrival*>& arrivals, const std::optional<Status>& result);
+  // Takes from the queue, in order, the requests none of whose customers is in flight, as long as
+  // `customers` stays within `limit`; adds their customers to it.
+  std::vector<Arrival*> TakeArrivals(const std::set<std::string>& in_flight,
+                                     std::vector<std::string>& customers, size_t limit);
 
   Store& store_;
   const Clock& clock_;
@@ -141,6 +189,12 @@ class Processor {
   const ProcessorOptions options_;
   ProcessorStats stats_;
   std::unique_ptr<Committer> committer_;  // started by the first RunOnce
+
+  std::mutex arrivals_mu_;
+  std::deque<Arrival*> arrivals_;  // waiting in Advance, not yet taken by a batch
+  bool closed_ = false;
+  // The last batch was full, or the last RunOnce failed: Advance declines.
+  std::atomic<bool> behind_{false};
 };
 
 // An RFC 7396 merge patch that turns `before` into `after` (objects are diffed key by key;

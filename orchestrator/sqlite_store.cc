@@ -440,23 +440,28 @@ Result<int64_t> SqliteStore::AppendEvents(const std::vector<NewEvent>& events) {
   int64_t added = 0;
   Status s = Write([&]() -> Status {
     for (const NewEvent& e : events) {
-      ITINERA_SQL(q,
-                  "INSERT INTO events (event_id, customer, at, body) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT (event_id) DO NOTHING");
-      if (e.id.empty()) {
-        q.BindNull();
-      } else {
-        q.Bind(e.id);
-      }
-      if (q.Bind(e.customer).Bind(Secs(e.at)).Bind(e.body.dump()).Step() != SQLITE_DONE) {
-        return StorageError("append event");
-      }
-      added += sqlite3_changes(db_);
+      Result<bool> inserted = InsertEvent(e, /*processed=*/false);
+      if (!inserted.ok()) return inserted.error();
+      added += *inserted;
     }
     return Status::Ok();
   });
   if (!s.ok()) return s.error();
   return added;
+}
+
+Result<bool> SqliteStore::InsertEvent(const NewEvent& e, bool processed) {
+  ITINERA_SQL(q,
+              "INSERT INTO events (event_id, customer, at, body, processed) VALUES (?, ?, ?, ?, ?) "
+              "ON CONFLICT (event_id) DO NOTHING");
+  if (e.id.empty()) {
+    q.BindNull();  // never deduplicated
+  } else {
+    q.Bind(e.id);
+  }
+  q.Bind(e.customer).Bind(Secs(e.at)).Bind(e.body.dump()).Bind(int64_t{processed});
+  if (q.Step() != SQLITE_DONE) return StorageError("store an event");
+  return sqlite3_changes(db_) > 0;
 }
 
 Result<std::vector<StoredEvent>> SqliteStore::PendingEvents(const std::string& customer,
@@ -680,6 +685,13 @@ Status SqliteStore::Commit(const Batch& batch, std::vector<size_t>* inserted) {
   std::vector<size_t> added;
   Status committed = Write([&]() -> Status {
     added.clear();
+    // First: an event id seen before refuses the batch before any other work is done.
+    for (const NewEvent& e : batch.arrived) {
+      if (e.customer.empty()) return Error{"invalid_argument", "an event without a customer"};
+      Result<bool> inserted = InsertEvent(e, /*processed=*/true);
+      if (!inserted.ok()) return inserted.error();
+      if (!*inserted) return Error{"conflict", "event " + e.id + " is stored already"};
+    }
     for (const auto& p : batch.profiles) {
       if (p.customer.empty() || !p.patch.is_object()) {
         return Error{"invalid_argument", "a profile write needs a customer and an object patch"};

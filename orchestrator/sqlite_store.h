@@ -140,6 +140,9 @@ class SqliteStore final : public Store {
   // Merges `patch` into the customer's profile (created when absent); inside a transaction.
   Result<ProfileChange> PatchProfile(const std::string& customer, const nlohmann::json& patch);
   Status ApplyState(const Batch::StateWrite& write);
+  // Inserts the event (`processed` or in the inbox) unless its id is stored already; returns
+  // whether it did. Inside a transaction.
+  Result<bool> InsertEvent(const NewEvent& event, bool processed);
   Result<std::optional<OutboxMessage>> ReadMessage(const std::string& id);  // LockRead held
 
   std::mutex mu_;  // the writing connection: every transaction, and reads inside them

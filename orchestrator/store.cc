@@ -30,7 +30,7 @@ std::optional<MessageStatus> ParseMessageStatus(const std::string& name) {
 
 bool Batch::empty() const {
   return profiles.empty() && states.empty() && timers.empty() && processed_events.empty() &&
-         outbox.empty() && cancel_messages.empty() && sends.empty() &&
+         arrived.empty() && outbox.empty() && cancel_messages.empty() && sends.empty() &&
          routing.round_robin.empty() && routing.load.empty() && timeline.empty() &&
          counters.empty();
 }

@@ -167,6 +167,11 @@ struct Batch {
   std::vector<StateWrite> states;
   std::vector<TimerWrite> timers;
   std::vector<int64_t> processed_events;  // event seqs leaving the inbox
+  // Events the batch advanced without their passing through the inbox (Processor::Advance):
+  // stored as AppendEvents stores them, in order, but already processed. A non-empty `id` must
+  // be new (neither stored nor earlier in the list): one that is not fails the commit
+  // ("conflict"), since what the batch decided assumed the event had not been seen.
+  std::vector<NewEvent> arrived;
   // Inserted pending with their not_before and attempts (1 and now + lease: claimed as ClaimDue
   // would claim them, so the committing daemon can deliver them without a claim); an id
   // already present, or earlier in the list: no-op.

@@ -415,12 +415,12 @@ class Daemon {
     return r.doc["messages"].get<std::vector<json>>();
   }
   // The value of the /metrics sample `name` whose labels include every one of `labels` (as
-  // written there: lane="sms"); -1 when there is none.
-  int64_t Metric(const std::string& name, const std::vector<std::string>& labels) {
+  // written there: lane="sms"; none for a sample without labels); -1 when there is none.
+  int64_t Metric(const std::string& name, const std::vector<std::string>& labels = {}) {
     std::istringstream lines(Get("/metrics").body);
     std::string line;
     while (std::getline(lines, line)) {
-      if (line.rfind(name + "{", 0) != 0) continue;
+      if (line.rfind(name + "{", 0) != 0 && line.rfind(name + " ", 0) != 0) continue;
       bool all = true;
       for (const std::string& label : labels) all = all && line.find(label) != std::string::npos;
       if (all) return std::stoll(line.substr(line.rfind(' ') + 1));

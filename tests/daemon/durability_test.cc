@@ -233,18 +233,25 @@ TEST(DurabilityTest, ProfileChangeCutByCrashStillTriggersJourneysWhenRetried) {
                                << "; unanswered PUTs:" << unanswered.size();
 }
 
-// Posts events (each with its own id) for `customers` customers from several threads until a
-// post fails, remembering which were answered 202. Stop with `stop`, then join.
+// Posts events for `customers` customers from several threads until a post fails, remembering
+// which were answered 202. Each event is told apart by its id or, `with_ids` false, by a
+// property "tag" (an event without an id takes the processor's direct path). Stop with `stop`,
+// then join.
 class Posters {
  public:
-  Posters(const Daemon& d, int customers) {
+  Posters(const Daemon& d, int customers, bool with_ids) {
     for (int t = 0; t < 4; ++t) {
-      threads_.emplace_back([this, &d, customers, t] {
+      threads_.emplace_back([this, &d, customers, t, with_ids] {
         auto c = d.Client();
         for (int n = 0; !stop_; ++n) {
           std::string id = "ev-" + std::to_string(t) + "-" + std::to_string(n);
           std::string customer = "k-" + std::to_string((t + n) % customers);
-          json event = {{"id", id}, {"customer_id", customer}, {"type", "ping"}};
+          json event = {{"customer_id", customer}, {"type", "ping"}};
+          if (with_ids) {
+            event["id"] = id;
+          } else {
+            event["properties"] = {{"tag", id}};
+          }
           auto r = c->Post("/v1/events", event.dump(), "application/json");
           if (!r) break;  // the daemon is gone
           if (r->status == 202) {
@@ -279,7 +286,8 @@ class Posters {
   std::vector<std::thread> threads_;
 };
 
-class AcknowledgedEventsTest : public ::testing::Test {
+// With event ids (through the inbox) and without (advanced directly by the processor).
+class AcknowledgedEventsTest : public ::testing::TestWithParam<bool> {
  protected:
   static constexpr int kPosted = 8;  // customers
 
@@ -297,7 +305,13 @@ class AcknowledgedEventsTest : public ::testing::Test {
     for (int i = 0; i < kPosted; ++i) d_.PutCustomer("k-" + std::to_string(i), json::object());
   }
 
-  // After a restart: every acknowledged event id is in its customer's timeline, exactly once.
+  // What tells an event apart in the timeline: its id or its tag.
+  static std::string Key(const json& t) {
+    if (GetParam()) return t.value("id", "");
+    return t.contains("properties") ? t["properties"].value("tag", "") : "";
+  }
+
+  // After a restart: every acknowledged event is in its customer's timeline, exactly once.
   void ExpectAllProcessed(const std::map<std::string, std::set<std::string>>& acknowledged) {
     for (const auto& [customer, ids] : acknowledged) {
       std::multiset<std::string> seen;
@@ -305,7 +319,7 @@ class AcknowledgedEventsTest : public ::testing::Test {
           [&] {
             seen.clear();
             for (const json& t : d_.Timeline(customer, "event"))
-              if (t.contains("id")) seen.insert(t["id"].get<std::string>());
+              if (!Key(t).empty()) seen.insert(Key(t));
             for (const std::string& id : ids)
               if (!seen.count(id)) return false;
             return true;
@@ -322,8 +336,8 @@ class AcknowledgedEventsTest : public ::testing::Test {
   Daemon d_;
 };
 
-TEST_F(AcknowledgedEventsTest, EventsAcknowledgedRightBeforeSigkillAreProcessed) {
-  Posters posters(d_, kPosted);
+TEST_P(AcknowledgedEventsTest, EventsAcknowledgedRightBeforeSigkillAreProcessed) {
+  Posters posters(d_, kPosted, GetParam());
   ASSERT_TRUE(WaitUntil([&] { return posters.count() >= 300; }, 15s));
   d_.Kill();
   posters.Join();
@@ -332,8 +346,8 @@ TEST_F(AcknowledgedEventsTest, EventsAcknowledgedRightBeforeSigkillAreProcessed)
   ExpectAllProcessed(acknowledged);
 }
 
-TEST_F(AcknowledgedEventsTest, SigtermWhilePostingExitsZeroAndLosesNothing) {
-  Posters posters(d_, kPosted);
+TEST_P(AcknowledgedEventsTest, SigtermWhilePostingExitsZeroAndLosesNothing) {
+  Posters posters(d_, kPosted, GetParam());
   ASSERT_TRUE(WaitUntil([&] { return posters.count() >= 300; }, 15s));
   EXPECT_EQ(d_.Stop(), 0) << d_.Log();
   posters.Join();
@@ -351,6 +365,32 @@ TEST_F(AcknowledgedEventsTest, SigtermWhilePostingExitsZeroAndLosesNothing) {
   ExpectAllProcessed(acknowledged);
   EXPECT_EQ(d_.Stop(), 0);
 }
+
+// An event without an id is advanced and stored by one commit of the processor; one with an id
+// goes through the inbox, which deduplicates ids. Both are processed once.
+TEST_P(AcknowledgedEventsTest, EventsWithoutAnIdSkipTheInbox) {
+  for (int n = 0; n < 5; ++n) {
+    json event = {{"customer_id", "k-0"}, {"type", "ping"}};
+    if (GetParam()) event["id"] = "ping-" + std::to_string(n);
+    d_.PostEvent(event);
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    json profile = d_.Customer("k-0").value("profile", json::object());
+    return profile.contains("attributes") && profile["attributes"].value("pings", 0) == 5;
+  })) << d_.Customer("k-0").dump();
+  // /metrics is refreshed every second.
+  const std::string way =
+      GetParam() ? "itinera_ingest_commits_total" : "itinera_events_direct_total";
+  const std::string other =
+      GetParam() ? "itinera_events_direct_total" : "itinera_ingest_commits_total";
+  ASSERT_TRUE(WaitUntil([&] { return d_.Metric(way) >= (GetParam() ? 1 : 5); }, 3s)) << way;
+  EXPECT_EQ(d_.Metric(other), 0) << other;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ids, AcknowledgedEventsTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "WithIds" : "WithoutIds";
+                         });
 
 }  // namespace
 }  // namespace itinera::daemon_testing

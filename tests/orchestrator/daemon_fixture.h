@@ -72,8 +72,10 @@ class DaemonFixture : public ::testing::Test {
     ASSERT_TRUE(store_.UpsertProfile(id, patch).ok());
   }
 
-  void Event(const std::string& customer, const std::string& type,
-             nlohmann::json properties = nlohmann::json::object(), const std::string& id = "") {
+  // An event as the API makes it, at the clock's time.
+  NewEvent MakeEvent(const std::string& customer, const std::string& type,
+                     nlohmann::json properties = nlohmann::json::object(),
+                     const std::string& id = "") {
     NewEvent e;
     e.id = id;
     e.customer = customer;
@@ -81,8 +83,14 @@ class DaemonFixture : public ::testing::Test {
     e.body = {{"customer_id", customer},
               {"type", type},
               {"timestamp", FormatTime(e.at)},
-              {"properties", properties}};
-    ASSERT_TRUE(store_.AppendEvents({e}).ok());
+              {"properties", std::move(properties)}};
+    return e;
+  }
+
+  // Appends an event to the inbox.
+  void Event(const std::string& customer, const std::string& type,
+             nlohmann::json properties = nlohmann::json::object(), const std::string& id = "") {
+    ASSERT_TRUE(store_.AppendEvents({MakeEvent(customer, type, std::move(properties), id)}).ok());
   }
 
   // Runs the processor until it has nothing to do; returns the customers advanced.

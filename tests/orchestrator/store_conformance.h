@@ -194,6 +194,36 @@ TYPED_TEST_P(StoreConformanceTest, InboxHoldsEventsUntilMarkedProcessed) {
   EXPECT_EQ(*store.AppendEvents({Event("a", "c-2")}), 0);  // still seen after processing
 }
 
+// Events a batch advanced straight from the API are stored with it, already processed; their
+// ids are as known as the inbox's, and one seen before refuses the whole batch.
+TYPED_TEST_P(StoreConformanceTest, ArrivedEventsAreStoredProcessedWithTheirBatch) {
+  Store& store = *this->store_;
+  Batch b;
+  b.arrived = {Event("", "c-1"), Event("e-1", "c-1", 5)};
+  b.timeline.push_back({0, "c-1", At(5), "event", {{"type", "clicked"}}});
+  this->CommitOk(b);
+  EXPECT_TRUE(store.PendingEvents("c-1", 10)->empty());
+  EXPECT_TRUE(store.InboxCustomers(10, PartitionSet())->empty());
+  EXPECT_EQ(store.Timeline("c-1", 10)->size(), 1u);
+  EXPECT_EQ(*store.AppendEvents({Event("e-1", "c-1")}), 0);  // the id is known
+
+  ASSERT_TRUE(store.AppendEvents({Event("e-2", "c-2")}).ok());
+  for (const std::vector<NewEvent>& arrived :
+       {std::vector<NewEvent>{Event("e-2", "c-3")},                          // in the inbox
+        std::vector<NewEvent>{Event("e-1", "c-3")},                          // arrived before
+        std::vector<NewEvent>{Event("e-3", "c-3"), Event("e-3", "c-3")}}) {  // twice in one
+    Batch refused;
+    refused.arrived = arrived;
+    refused.timeline.push_back({0, "c-3", At(6), "event", {{"type", "clicked"}}});
+    Status s = store.Commit(refused);
+    ASSERT_FALSE(s.ok()) << arrived[0].id;
+    EXPECT_EQ(s.error().code, "conflict") << arrived[0].id;
+    EXPECT_TRUE(store.Timeline("c-3", 10)->empty()) << arrived[0].id;
+  }
+  EXPECT_EQ(*store.AppendEvents({Event("e-3", "c-3")}), 1);  // the refused batch stored nothing
+  EXPECT_EQ(store.PendingEvents("c-3", 10)->size(), 1u);
+}
+
 TYPED_TEST_P(StoreConformanceTest, StatesRoundTripWithVersions) {
   Store& store = *this->store_;
   EXPECT_FALSE(store.GetState("c-1", "welcome")->has_value());
@@ -973,9 +1003,9 @@ TYPED_TEST_P(StoreConformanceTest, LoadCustomersWithoutEvents) {
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, UpsertMergesIntoTheProfile,
     CommitPatchesTheProfileAndKeepsConcurrentUpserts, EventsWithASeenIdAreAcceptedWithoutEffect,
-    InboxHoldsEventsUntilMarkedProcessed, StatesRoundTripWithVersions,
-    DueIndexOrdersByWakeTimeAndHonoursTheLimit, OutboxInsertWithASeenIdIsANoOp,
-    ClaimDueRespectsNotBeforeAndLeases, ClaimDueByChannel,
+    InboxHoldsEventsUntilMarkedProcessed, ArrivedEventsAreStoredProcessedWithTheirBatch,
+    StatesRoundTripWithVersions, DueIndexOrdersByWakeTimeAndHonoursTheLimit,
+    OutboxInsertWithASeenIdIsANoOp, ClaimDueRespectsNotBeforeAndLeases, ClaimDueByChannel,
     UpsertProfileRecordedAppendsTheChangeWithIt, RetryAndDeadLetters,
     CancelAffectsOnlyPendingMessages, MarkCancelledRecordsTheReason,
     MessageCountsByChannelAndStatus, RecentSendsAreWindowedPerCustomer,

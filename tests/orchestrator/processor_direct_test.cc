@@ -1,0 +1,343 @@
+// Processor::Advance: a request's events advanced and stored in one batch commit, without the
+// inbox; and the requests it declines, which the daemon then appends to the inbox.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "daemon_fixture.h"
+#include "orchestrator/processor.h"
+#include "tests/orchestrator/eventually.h"
+#include "tests/orchestrator/forwarding_store.h"
+
+namespace itinera::orch {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonFixture;
+using testing::Eventually;
+
+constexpr char kOffer[] = R"(  enter when event "form_submitted"
+  step offer {
+    send email "hello" as offer
+    then wait_open
+  }
+  step wait_open {
+    wait up to 1h for event "email_opened" where event.message == offer
+    when received then hot
+    when timed_out then done
+  }
+  step hot {
+    send email "again"
+    then done
+  }
+  step done {
+    exit
+  }
+)";
+
+// Keeps the batches it commits; fails the next `fail` commits; holds each commit while the
+// gate is closed (Open(false)); counts the inbox reads (one per batch prepared); calls
+// `before_load` before each batch's read of its customers.
+class GateStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::Commit;
+  using ForwardingStore::ForwardingStore;
+  Status Commit(const Batch& b, std::vector<size_t>* inserted) override {
+    {
+      std::unique_lock lock(mu);
+      ++waiting;
+      cv.notify_all();
+      cv.wait(lock, [&] { return open; });
+      --waiting;
+      if (fail > 0) {
+        --fail;
+        return Error{"storage", "the disk is full"};
+      }
+      batches.push_back(b);
+    }
+    return ForwardingStore::Commit(b, inserted);
+  }
+  Result<std::vector<std::string>> InboxCustomers(int limit, const PartitionSet& only) override {
+    {
+      std::lock_guard lock(mu);
+      ++inbox_reads;
+    }
+    return ForwardingStore::InboxCustomers(limit, only);
+  }
+  Result<std::map<std::string, CustomerSnapshot>> LoadCustomers(
+      const std::vector<std::string>& customers, const CustomerReads& reads) override {
+    if (before_load) before_load();
+    return ForwardingStore::LoadCustomers(customers, reads);
+  }
+  int InboxReads() {
+    std::lock_guard lock(mu);
+    return inbox_reads;
+  }
+  void Open(bool value) {
+    std::lock_guard lock(mu);
+    open = value;
+    cv.notify_all();
+  }
+  std::vector<Batch> Batches() {
+    std::lock_guard lock(mu);
+    return batches;
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = true;
+  int waiting = 0;  // commits held at the gate
+  int fail = 0;
+  int inbox_reads = 0;
+  std::vector<Batch> batches;
+  std::function<void()> before_load;  // set before the processor runs
+};
+
+class DirectTest : public DaemonFixture {
+ protected:
+  void SetUp() override {
+    DaemonFixture::SetUp();
+    Journey("lead", 1, kOffer);
+    StartRegistry();
+    for (const char* c : {"c-1", "c-2"}) {
+      Profile(c, {{"email", std::string(c) + "@example.com"},
+                  {"attributes", {{"first_name", "Jana"}}},
+                  {"consent", {{"email", true}}}});
+    }
+  }
+
+  void TearDown() override {
+    if (runner_.joinable()) {
+      {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      runner_.join();
+    }
+  }
+
+  // A direct processor on `store`, and a thread that calls its RunOnce whenever Advance wakes
+  // it (as the daemon's processor thread does), and only then.
+  Processor& Direct(Store& store, int events_per_customer = 100) {
+    ProcessorOptions options;
+    options.public_url = "https://t.example";
+    options.tracking_secret = "test-secret";
+    options.events_per_customer = events_per_customer;
+    options.direct = true;
+    options.arrived = [this] { Wake(); };
+    direct_ = std::make_unique<Processor>(store, clock_, *registry_, config_.directory, options);
+    runner_ = std::thread([this] {
+      std::unique_lock lock(mu_);
+      uint64_t seen = 0;
+      for (;;) {
+        cv_.wait(lock, [&] { return stop_ || wakes_ != seen; });
+        if (stop_) return;
+        seen = wakes_;
+        lock.unlock();
+        Result<int> n = direct_->RunOnce();
+        lock.lock();
+        ++runs_;
+        if (!n.ok()) errors_.push_back(n.error().code);
+        cv_.notify_all();
+      }
+    });
+    return *direct_;
+  }
+
+  void Wake() {
+    {
+      std::lock_guard lock(mu_);
+      ++wakes_;
+    }
+    cv_.notify_all();
+  }
+
+  uint64_t Wakes() {
+    std::lock_guard lock(mu_);
+    return wakes_;
+  }
+
+  // Wakes the runner and waits for the RunOnce that follows.
+  void RunOnceMore() {
+    std::unique_lock lock(mu_);
+    const int before = runs_;
+    ++wakes_;
+    cv_.notify_all();
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(5), [&] { return runs_ > before; }));
+  }
+
+  std::vector<std::string> Errors() {
+    std::lock_guard lock(mu_);
+    return errors_;
+  }
+
+  GateStore gate_{store_};  // outlives the runner, which TearDown joins
+  std::unique_ptr<Processor> direct_;
+  std::thread runner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t wakes_ = 0;
+  int runs_ = 0;
+  bool stop_ = false;
+  std::vector<std::string> errors_;
+};
+
+TEST_F(DirectTest, AnEventIsAdvancedAndStoredProcessedInItsBatchsOneCommit) {
+  Processor& p = Direct(gate_);
+  std::optional<Status> advanced = p.Advance({MakeEvent("c-1", "form_submitted")});
+  ASSERT_TRUE(advanced.has_value()) << "declined";
+  ASSERT_TRUE(advanced->ok()) << advanced->error().message;
+
+  // Answered after the one commit that holds the event, already processed, and its effects.
+  std::vector<Batch> batches = gate_.Batches();
+  ASSERT_EQ(batches.size(), 1u);
+  ASSERT_EQ(batches[0].arrived.size(), 1u);
+  EXPECT_EQ(batches[0].arrived[0].body["type"], "form_submitted");
+  EXPECT_TRUE(batches[0].processed_events.empty());
+  EXPECT_EQ(batches[0].outbox.size(), 1u);
+  EXPECT_TRUE(store_.PendingEvents("c-1", 10)->empty());
+  EXPECT_TRUE(store_.InboxCustomers(10, PartitionSet())->empty());
+  ASSERT_EQ(Pending().size(), 1u);
+  EXPECT_EQ(Pending()[0].payload["subject"], "Hello Jana");
+  EXPECT_EQ(Counter("lead", "step.wait_open.entered"), 1);
+  auto timeline = store_.Timeline("c-1", 100);
+  ASSERT_TRUE(timeline.ok());
+  bool event = false;
+  for (const auto& t : *timeline) {
+    if (t.kind == "event" && t.data["type"] == "form_submitted") event = true;
+  }
+  EXPECT_TRUE(event);
+  EXPECT_EQ(p.stats().direct_events.load(), 1);
+  EXPECT_EQ(p.stats().events.load(), 1);
+  EXPECT_EQ(p.stats().declined.load(), 0);
+}
+
+TEST_F(DirectTest, TheEventsFollowWhatTheirCustomerHadPendingInTheInbox) {
+  Processor& p = Direct(gate_);
+  Event("c-1", "form_submitted");  // in the inbox; nothing has read it yet
+  // The open only counts once the customer waits for it: after the entry in the inbox.
+  std::optional<Status> advanced =
+      p.Advance({MakeEvent("c-1", "email_opened", {{"message", "offer"}, {"journey", "lead"}})});
+  ASSERT_TRUE(advanced.has_value()) << "declined";
+  ASSERT_TRUE(advanced->ok());
+  std::vector<Batch> batches = gate_.Batches();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].processed_events.size(), 1u);
+  EXPECT_EQ(batches[0].arrived.size(), 1u);
+  EXPECT_EQ(Counter("lead", "step.hot.entered"), 1);
+  EXPECT_EQ(Counter("lead", "exited"), 1);
+  EXPECT_EQ(Pending().size(), 2u);
+}
+
+TEST_F(DirectTest, ARequestItCannotTakeIsDeclinedAndNothingIsStored) {
+  Processor& p = Direct(store_);
+  std::vector<NewEvent> many(Processor::kMaxDirectEvents + 1, MakeEvent("c-1", "form_submitted"));
+  EXPECT_FALSE(p.Advance(many).has_value());  // a big batch goes through the inbox
+  EXPECT_FALSE(p.Advance({MakeEvent("c-1", "form_submitted", json::object(), "form-1")})
+                   .has_value());  // an id
+  EXPECT_FALSE(p.Advance({}).has_value());
+  EXPECT_EQ(p.stats().declined.load(), 3);
+
+  ProcessorOptions off;  // direct not set
+  off.tracking_secret = "test-secret";
+  Processor plain(store_, clock_, *registry_, config_.directory, off);
+  EXPECT_FALSE(plain.Advance({MakeEvent("c-1", "form_submitted")}).has_value());
+
+  EXPECT_TRUE(store_.PendingEvents("c-1", 10)->empty());
+  EXPECT_FALSE(store_.GetState("c-1", "lead")->has_value());
+  EXPECT_TRUE(Errors().empty());
+}
+
+TEST_F(DirectTest, ACustomerWithMorePendingThanABatchReadsHasTheRequestDeclined) {
+  Processor& p = Direct(gate_, /*events_per_customer=*/2);
+  Event("c-1", "form_submitted");
+  Event("c-1", "page_viewed");
+  // The inbox may hold more than the two the batch reads: the event cannot be put after them.
+  EXPECT_FALSE(p.Advance({MakeEvent("c-1", "email_opened")}).has_value());
+  EXPECT_TRUE(p.Advance({MakeEvent("c-2", "form_submitted")}).has_value());  // another customer
+  ASSERT_TRUE(Eventually([&] { return store_.PendingEvents("c-1", 10)->empty(); }));
+  for (const Batch& b : gate_.Batches()) {
+    for (const NewEvent& e : b.arrived) EXPECT_EQ(e.customer, "c-2");
+  }
+  EXPECT_EQ(p.stats().declined.load(), 1);
+}
+
+TEST_F(DirectTest, AFailedCommitDeclinesItsRequestsAndTheNextOnesUntilABatchGoesThrough) {
+  gate_.fail = 1;
+  Processor& p = Direct(gate_);
+  EXPECT_FALSE(p.Advance({MakeEvent("c-1", "form_submitted")}).has_value());
+  EXPECT_FALSE(store_.GetState("c-1", "lead")->has_value());  // nothing of it was stored
+  EXPECT_TRUE(store_.PendingEvents("c-1", 10)->empty());
+  ASSERT_TRUE(Eventually([&] { return !Errors().empty(); }));
+  EXPECT_EQ(Errors()[0], "storage");
+  // While the processor fails, requests go to the inbox at once instead of waiting for it.
+  EXPECT_FALSE(p.Advance({MakeEvent("c-1", "form_submitted")}).has_value());
+  RunOnceMore();  // a run that goes through (the daemon retries after a pause)
+  std::optional<Status> advanced = p.Advance({MakeEvent("c-1", "form_submitted")});
+  ASSERT_TRUE(advanced.has_value());
+  EXPECT_TRUE(advanced->ok());
+  EXPECT_EQ(Counter("lead", "entered"), 1);
+  EXPECT_EQ(p.stats().declined.load(), 2);
+}
+
+TEST_F(DirectTest, ARequestForACustomerInFlightWaitsForTheNextBatch) {
+  // The first batch reads its customer once the second request is queued, and its commit waits
+  // until the next batch has been prepared: that batch sees the second request while c-1 is in
+  // flight (its stored state not settled), and must leave it for the batch after.
+  gate_.before_load = [this, first = std::make_shared<std::atomic<bool>>(true)] {
+    if (!first->exchange(false)) return;
+    EXPECT_TRUE(Eventually([&] { return Wakes() >= 2; }));
+  };
+  gate_.Open(false);
+  Processor& p = Direct(gate_);
+  auto first = std::async(std::launch::async,
+                          [&] { return p.Advance({MakeEvent("c-1", "form_submitted")}); });
+  ASSERT_TRUE(Eventually([&] { return Wakes() >= 1; }));
+  auto second = std::async(std::launch::async, [&] {
+    return p.Advance(
+        {MakeEvent("c-1", "email_opened", {{"message", "offer"}, {"journey", "lead"}})});
+  });
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(gate_.mu);
+    return gate_.waiting == 1 && gate_.inbox_reads >= 2;
+  }));
+  EXPECT_EQ(second.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  gate_.Open(true);
+  std::optional<Status> a = first.get(), b = second.get();
+  ASSERT_TRUE(a.has_value() && b.has_value()) << "declined";
+  EXPECT_TRUE(a->ok() && b->ok());
+  std::vector<Batch> batches = gate_.Batches();
+  ASSERT_EQ(batches.size(), 2u);
+  ASSERT_EQ(batches[0].arrived.size(), 1u);
+  EXPECT_EQ(batches[0].arrived[0].body["type"], "form_submitted");
+  ASSERT_EQ(batches[1].arrived.size(), 1u);
+  EXPECT_EQ(batches[1].arrived[0].body["type"], "email_opened");
+  EXPECT_EQ(Counter("lead", "step.hot.entered"), 1);  // the open found the customer waiting
+  EXPECT_TRUE(Errors().empty());
+}
+
+TEST_F(DirectTest, CloseDeclinesTheWaitingRequestsAndEveryLaterOne) {
+  ProcessorOptions options;
+  options.tracking_secret = "test-secret";
+  options.direct = true;
+  std::promise<void> queued;
+  options.arrived = [&] { queued.set_value(); };
+  Processor p(store_, clock_, *registry_, config_.directory, options);  // no RunOnce
+  auto waiting = std::async(std::launch::async, [&] { return p.Advance({MakeEvent("c-1", "x")}); });
+  queued.get_future().wait();
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  p.Close();
+  EXPECT_FALSE(waiting.get().has_value());
+  EXPECT_FALSE(p.Advance({MakeEvent("c-1", "x")}).has_value());
+  EXPECT_EQ(p.stats().declined.load(), 2);
+}
+
+}  // namespace
+}  // namespace itinera::orch
