@@ -521,7 +521,8 @@ std::optional<Status> Processor::Advance(const std::vector<NewEvent>& events) {
     ++stats_.declined;
     return std::optional<Status>();
   };
-  if (!options_.direct || events.empty() || events.size() > kMaxDirectEvents || behind_) {
+  if (!options_.direct || options_.ownership || events.empty() ||
+      events.size() > kMaxDirectEvents || behind_) {
     return decline();
   }
   for (const NewEvent& e : events) {
@@ -543,10 +544,17 @@ std::optional<Status> Processor::Advance(const std::vector<NewEvent>& events) {
 }
 
 void Processor::Close() {
-  std::vector<Arrival*> queued;
   {
     std::lock_guard lock(arrivals_mu_);
     closed_ = true;
+  }
+  DeclineWaiting();
+}
+
+void Processor::DeclineWaiting() {
+  std::vector<Arrival*> queued;
+  {
+    std::lock_guard lock(arrivals_mu_);
     queued.assign(arrivals_.begin(), arrivals_.end());
     arrivals_.clear();
   }
@@ -687,6 +695,9 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
   std::vector<Arrival*> taken;
   if (ownership.all) taken = TakeArrivals(in_flight.customers, prepared.customers, limit);
   behind_ = static_cast<int>(prepared.customers.size()) >= limit;
+  // A full batch leaves a backlog that later batches take first: the requests that did not fit
+  // would wait for all of it, so they go to the inbox now (behind it, as the order requires).
+  if (behind_) DeclineWaiting();
   if (prepared.customers.empty()) return std::optional<Prepared>();
 
   // Routing counters: the store's, or, while a batch is in flight, the ones that batch ended

@@ -94,7 +94,8 @@ struct ProcessorOptions {
   // committed (the daemon's graceful stop).
   std::function<bool()> stop;
   // Whether Advance takes events; the daemon sets it when the store is not shared (on a shared
-  // store a customer's partition may belong to another daemon).
+  // store a customer's partition may belong to another daemon: with `ownership` set, Advance
+  // declines).
   bool direct = false;
   // Called when Advance has queued events: wakes the thread that calls RunOnce.
   std::function<void()> arrived;
@@ -132,8 +133,8 @@ class Processor {
   // Advances `events` in the next batch, without the inbox, and returns once that batch's
   // commit is done: Ok when the events are stored, processed, with what they caused; nullopt
   // when declined, and the caller appends them to the inbox instead. Declined: when `direct` is
-  // off; after Close; while the processor is behind (its last batch was full, or batch-many
-  // requests wait); a request of more than kMaxDirectEvents events (a big batch is cheaper
+  // off; after Close; while the processor is behind (its last batch was full, which also
+  // declines the requests waiting, or batch-many requests wait) or failing; a request of more than kMaxDirectEvents events (a big batch is cheaper
   // through the inbox); an event with an id (the inbox deduplicates ids); a customer with more
   // pending events than a batch reads of it (the events must follow them); and a batch that fails
   // before or at its commit (nothing of it was stored). Blocks; another thread must be calling
@@ -175,6 +176,8 @@ class Processor {
   // messages over and reports it (options_.hand_over, options_.committed). Takes the handed
   // messages out of `batch`.
   Status Commit(Batch& batch, int customers, std::vector<Arrival*>& arrivals);
+  // Declines every request waiting in the queue.
+  void DeclineWaiting();
   // Answers the requests (under arrivals_mu_) and empties `arrivals`.
   void Finish(std::vector<Arrival*>& arrivals, const std::optional<Status>& result);
   // Takes from the queue, in order, the requests none of whose customers is in flight, as long as

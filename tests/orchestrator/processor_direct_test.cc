@@ -125,8 +125,9 @@ class DirectTest : public DaemonFixture {
 
   // A direct processor on `store`, and a thread that calls its RunOnce whenever Advance wakes
   // it (as the daemon's processor thread does), and only then.
-  Processor& Direct(Store& store, int events_per_customer = 100) {
+  Processor& Direct(Store& store, int events_per_customer = 100, int batch = 500) {
     ProcessorOptions options;
+    options.batch = batch;
     options.public_url = "https://t.example";
     options.tracking_secret = "test-secret";
     options.events_per_customer = events_per_customer;
@@ -266,6 +267,21 @@ TEST_F(DirectTest, ACustomerWithMorePendingThanABatchReadsHasTheRequestDeclined)
   for (const Batch& b : gate_.Batches()) {
     for (const NewEvent& e : b.arrived) EXPECT_EQ(e.customer, "c-2");
   }
+  EXPECT_EQ(p.stats().declined.load(), 1);
+}
+
+// A full batch leaves a backlog that later batches take first: a request that did not fit
+// would wait for all of it.
+TEST_F(DirectTest, ARequestThatDoesNotFitAFullBatchIsDeclined) {
+  Processor& p = Direct(gate_, /*events_per_customer=*/100, /*batch=*/1);
+  Event("c-2", "form_submitted");  // the inbox fills the one-customer batch
+  EXPECT_FALSE(p.Advance({MakeEvent("c-1", "form_submitted")}).has_value());
+  ASSERT_TRUE(Eventually([&] { return Counter("lead", "entered") == 1; }));
+  RunOnceMore();  // the inbox is drained: batches have room again
+  std::optional<Status> advanced = p.Advance({MakeEvent("c-1", "form_submitted")});
+  ASSERT_TRUE(advanced.has_value());
+  EXPECT_TRUE(advanced->ok());
+  EXPECT_EQ(Counter("lead", "entered"), 2);
   EXPECT_EQ(p.stats().declined.load(), 1);
 }
 
