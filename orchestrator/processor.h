@@ -132,13 +132,16 @@ class Processor {
 
   // Advances `events` in the next batch, without the inbox, and returns once that batch's
   // commit is done: Ok when the events are stored, processed, with what they caused; nullopt
-  // when declined, and the caller appends them to the inbox instead. Declined: when `direct` is
-  // off; after Close; while the processor is behind (its last batch was full, which also
-  // declines the requests waiting, or batch-many requests wait) or failing; a request of more than kMaxDirectEvents events (a big batch is cheaper
-  // through the inbox); an event with an id (the inbox deduplicates ids); a customer with more
-  // pending events than a batch reads of it (the events must follow them); and a batch that fails
-  // before or at its commit (nothing of it was stored). Blocks; another thread must be calling
-  // RunOnce. Thread-safe.
+  // when declined, and the caller appends them to the inbox instead. Declined:
+  // - when `direct` is off, or `ownership` is set; after Close;
+  // - while the processor is behind (its last batch was full, which also declines the requests
+  //   waiting; or batch-many requests wait) or failing (its last RunOnce failed);
+  // - a request of more than kMaxDirectEvents events (a big batch is cheaper through the
+  //   inbox), or with an event that has an id (the inbox deduplicates ids);
+  // - a customer with more pending events than a batch reads of it (the events must follow
+  //   them);
+  // - a batch that fails before or at its commit (nothing of it was stored).
+  // Blocks; another thread must be calling RunOnce. Thread-safe.
   std::optional<Status> Advance(const std::vector<NewEvent>& events);
   // Declines what Advance has queued and every later call (the daemon's stop: requests still
   // come in while the processor winds down). A batch already taken commits as usual.
