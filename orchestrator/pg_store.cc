@@ -516,9 +516,8 @@ Result<int64_t> PgStore::AppendEvents(const std::vector<NewEvent>& events) {
     if (e.customer.empty()) return Error{"invalid_argument", "an event without a customer"};
   }
   if (events.empty()) return int64_t{0};
-  const EventArrays arrays(events);
   return impl_->db.Fetch<int64_t>(Mode::kWrite, [&](Tx& tx, auto& added) -> Status {
-    pqxx::result r = arrays.Insert(tx, kAppendEvents);
+    pqxx::result r = EventArrays(events).Insert(tx, kAppendEvents);
     std::set<int> announced;
     for (const auto& row : r) announced.insert(row[0].as<int>());
     Announce(tx, announced);

@@ -576,28 +576,34 @@ void Processor::Finish(std::vector<Arrival*>& arrivals, const std::optional<Stat
 std::vector<Processor::Arrival*> Processor::TakeArrivals(const std::set<std::string>& in_flight,
                                                          std::vector<std::string>& customers,
                                                          size_t limit) {
-  std::vector<Arrival*> taken;
+  std::vector<Arrival*> taken, refused;
   std::set<std::string> chosen(customers.begin(), customers.end());
-  std::lock_guard lock(arrivals_mu_);
-  for (auto it = arrivals_.begin(); it != arrivals_.end();) {
-    // A customer in flight is not settled in the store yet: its request waits for the next
-    // batch.
-    std::set<std::string> fresh;
-    bool blocked = false;
-    for (const NewEvent& e : *(*it)->events) {
-      if (in_flight.count(e.customer)) blocked = true;
-      if (!chosen.count(e.customer)) fresh.insert(e.customer);
+  {
+    std::lock_guard lock(arrivals_mu_);
+    for (auto it = arrivals_.begin(); it != arrivals_.end();) {
+      std::set<std::string> fresh;
+      bool blocked = false;
+      for (const NewEvent& e : *(*it)->events) {
+        if (in_flight.count(e.customer)) blocked = true;
+        if (!chosen.count(e.customer)) fresh.insert(e.customer);
+      }
+      if (blocked) {
+        // A customer in flight is not settled in the store yet: its request waits for the
+        // next batch, which comes as soon as that commit is done.
+        ++it;
+        continue;
+      }
+      // One that does not fit could be passed over again and again: the inbox takes it now.
+      const bool fits = chosen.size() + fresh.size() <= limit;
+      (fits ? taken : refused).push_back(*it);
+      it = arrivals_.erase(it);
+      if (!fits) continue;
+      for (const NewEvent& e : *taken.back()->events) {
+        if (chosen.insert(e.customer).second) customers.push_back(e.customer);
+      }
     }
-    if (blocked || chosen.size() + fresh.size() > limit) {
-      ++it;
-      continue;
-    }
-    for (const NewEvent& e : *(*it)->events) {
-      if (chosen.insert(e.customer).second) customers.push_back(e.customer);
-    }
-    taken.push_back(*it);
-    it = arrivals_.erase(it);
   }
+  Finish(refused, std::nullopt);
   return taken;
 }
 
@@ -761,7 +767,12 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
 
 Result<int> Processor::RunOnce() {
   Result<int> advanced = RunBatches();
-  if (!advanced.ok()) behind_ = true;  // failing: requests take the inbox until a batch goes
+  if (!advanced.ok()) {
+    // Failing: requests take the inbox (which answers at once, if only with the error) until
+    // a batch goes through; those waiting too, since the next run may be seconds away.
+    behind_ = true;
+    DeclineWaiting();
+  }
   return advanced;
 }
 
@@ -851,9 +862,19 @@ Status Processor::Commit(Batch& batch, int customers, std::vector<Arrival*>& arr
   std::vector<size_t> inserted;
   Status s = store_.Commit(batch, &inserted);
   if (!s.ok()) {
-    Finish(arrivals, std::nullopt);  // nothing of them was stored: the inbox takes them
+    // A refused batch stored nothing: the inbox takes its requests. A storage error may have
+    // come after the commit was durable (a failed fsync, a dropped connection), so appending
+    // the events again could store twice the ones without an id: the requests get the error,
+    // as the inbox's own group commit answers it.
+    Finish(arrivals, s.error().code == "storage" ? std::optional<Status>(s) : std::nullopt);
     return s;
   }
+  // Stored: whatever happens below, the requests are answered Ok.
+  struct AnswerOk {
+    Processor& p;
+    std::vector<Arrival*>& arrivals;
+    ~AnswerOk() { p.Finish(arrivals, Status::Ok()); }
+  } answer{*this, arrivals};
   // At once, not when the next batch is ready: its messages are in the outbox now.
   // A claimed message is handed over only if this commit inserted it; the lanes of the others
   // are woken to claim what is due.
@@ -874,8 +895,7 @@ Status Processor::Commit(Batch& batch, int customers, std::vector<Arrival*>& arr
     std::sort(channels.begin(), channels.end());
     options_.committed(customers, channels);
   }
-  Finish(arrivals, s);  // after the hand-over: the sends start first
-  return s;
+  return s;  // `answer` answers the requests after the hand-over: the sends start first
 }
 
 }  // namespace itinera::orch

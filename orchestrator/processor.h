@@ -134,13 +134,16 @@ class Processor {
   // commit is done: Ok when the events are stored, processed, with what they caused; nullopt
   // when declined, and the caller appends them to the inbox instead. Declined:
   // - when `direct` is off, or `ownership` is set; after Close;
-  // - while the processor is behind (its last batch was full, which also declines the requests
-  //   waiting; or batch-many requests wait) or failing (its last RunOnce failed);
+  // - while the processor is behind (its last batch was full; or batch-many requests wait) or
+  //   failing (its last RunOnce failed); both also decline the requests waiting;
+  // - a request with more customers than the batch has room for;
   // - a request of more than kMaxDirectEvents events (a big batch is cheaper through the
   //   inbox), or with an event that has an id (the inbox deduplicates ids);
   // - a customer with more pending events than a batch reads of it (the events must follow
   //   them);
-  // - a batch that fails before or at its commit (nothing of it was stored).
+  // - a batch that fails before its commit, or whose commit is refused (nothing of it was
+  //   stored). A storage error at the commit, whose outcome may be unknown, is returned as
+  //   the request's status instead: appending the events again could store them twice.
   // Blocks; another thread must be calling RunOnce. Thread-safe.
   std::optional<Status> Advance(const std::vector<NewEvent>& events);
   // Declines what Advance has queued and every later call (the daemon's stop: requests still

@@ -8,6 +8,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "daemon_fixture.h"
@@ -41,9 +42,10 @@ constexpr char kOffer[] = R"(  enter when event "form_submitted"
   }
 )";
 
-// Keeps the batches it commits; fails the next `fail` commits; holds each commit while the
-// gate is closed (Open(false)); counts the inbox reads (one per batch prepared); calls
-// `before_load` before each batch's read of its customers.
+// Keeps the batches it commits; fails the next `fail` commits with `fail_code`; holds each
+// commit while the gate is closed (Open(false)); counts the inbox reads (one per batch
+// prepared) and fails the next `fail_reads` of them; calls `before_load` before each batch's
+// read of its customers.
 class GateStore final : public testing::ForwardingStore {
  public:
   using ForwardingStore::Commit;
@@ -57,7 +59,7 @@ class GateStore final : public testing::ForwardingStore {
       --waiting;
       if (fail > 0) {
         --fail;
-        return Error{"storage", "the disk is full"};
+        return Error{fail_code, "the commit failed"};
       }
       batches.push_back(b);
     }
@@ -67,6 +69,10 @@ class GateStore final : public testing::ForwardingStore {
     {
       std::lock_guard lock(mu);
       ++inbox_reads;
+      if (fail_reads > 0) {
+        --fail_reads;
+        return Error{"storage", "the database is unreachable"};
+      }
     }
     return ForwardingStore::InboxCustomers(limit, only);
   }
@@ -94,6 +100,8 @@ class GateStore final : public testing::ForwardingStore {
   bool open = true;
   int waiting = 0;  // commits held at the gate
   int fail = 0;
+  std::string fail_code = "storage";
+  int fail_reads = 0;
   int inbox_reads = 0;
   std::vector<Batch> batches;
   std::function<void()> before_load;  // set before the processor runs
@@ -172,6 +180,16 @@ class DirectTest : public DaemonFixture {
     ++wakes_;
     cv_.notify_all();
     ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(5), [&] { return runs_ > before; }));
+  }
+
+  // Advance on another thread: a request that is never answered fails the test instead of
+  // hanging it (Close then answers it, declined).
+  std::optional<std::optional<Status>> AdvanceWithin(Processor& p, std::vector<NewEvent> events) {
+    auto f = std::async(std::launch::async, [&] { return p.Advance(events); });
+    if (f.wait_for(std::chrono::seconds(5)) == std::future_status::ready) return f.get();
+    p.Close();
+    f.wait();
+    return std::nullopt;
   }
 
   std::vector<std::string> Errors() {
@@ -285,14 +303,23 @@ TEST_F(DirectTest, ARequestThatDoesNotFitAFullBatchIsDeclined) {
   EXPECT_EQ(p.stats().declined.load(), 1);
 }
 
-TEST_F(DirectTest, AFailedCommitDeclinesItsRequestsAndTheNextOnesUntilABatchGoesThrough) {
+TEST_F(DirectTest, ARequestWithMoreCustomersThanABatchHoldsIsDeclined) {
+  Processor& p = Direct(gate_, /*events_per_customer=*/100, /*batch=*/1);
+  auto answer = AdvanceWithin(p, {MakeEvent("c-1", "form_submitted"), MakeEvent("c-2", "x")});
+  ASSERT_TRUE(answer.has_value()) << "never answered";
+  EXPECT_FALSE(answer->has_value());
+  EXPECT_EQ(p.stats().declined.load(), 1);
+}
+
+TEST_F(DirectTest, ARefusedCommitDeclinesItsRequestsAndTheNextOnesUntilABatchGoesThrough) {
   gate_.fail = 1;
+  gate_.fail_code = "conflict";  // refused: nothing was written
   Processor& p = Direct(gate_);
   EXPECT_FALSE(p.Advance({MakeEvent("c-1", "form_submitted")}).has_value());
   EXPECT_FALSE(store_.GetState("c-1", "lead")->has_value());  // nothing of it was stored
   EXPECT_TRUE(store_.PendingEvents("c-1", 10)->empty());
   ASSERT_TRUE(Eventually([&] { return !Errors().empty(); }));
-  EXPECT_EQ(Errors()[0], "storage");
+  EXPECT_EQ(Errors()[0], "conflict");
   // While the processor fails, requests go to the inbox at once instead of waiting for it.
   EXPECT_FALSE(p.Advance({MakeEvent("c-1", "form_submitted")}).has_value());
   RunOnceMore();  // a run that goes through (the daemon retries after a pause)
@@ -301,6 +328,29 @@ TEST_F(DirectTest, AFailedCommitDeclinesItsRequestsAndTheNextOnesUntilABatchGoes
   EXPECT_TRUE(advanced->ok());
   EXPECT_EQ(Counter("lead", "entered"), 1);
   EXPECT_EQ(p.stats().declined.load(), 2);
+}
+
+// A storage error at the commit may have come after the commit was durable: appending the
+// events to the inbox again could store them twice, so the request gets the error (a 503).
+TEST_F(DirectTest, AStorageErrorAtTheCommitIsTheRequestsAnswer) {
+  gate_.fail = 1;
+  Processor& p = Direct(gate_);
+  std::optional<Status> answer = p.Advance({MakeEvent("c-1", "form_submitted")});
+  ASSERT_TRUE(answer.has_value()) << "declined";
+  ASSERT_FALSE(answer->ok());
+  EXPECT_EQ(answer->error().code, "storage");
+  EXPECT_EQ(p.stats().declined.load(), 0);
+}
+
+// A run that fails before it takes the waiting requests (the store unreachable) declines them:
+// the next run may be seconds away.
+TEST_F(DirectTest, AFailedRunDeclinesTheRequestsWaiting) {
+  gate_.fail_reads = 1;
+  Processor& p = Direct(gate_);
+  auto answer = AdvanceWithin(p, {MakeEvent("c-1", "form_submitted")});
+  ASSERT_TRUE(answer.has_value()) << "never answered";
+  EXPECT_FALSE(answer->has_value());
+  EXPECT_EQ(Errors(), std::vector<std::string>{"storage"});
 }
 
 TEST_F(DirectTest, ARequestForACustomerInFlightWaitsForTheNextBatch) {
@@ -313,10 +363,15 @@ TEST_F(DirectTest, ARequestForACustomerInFlightWaitsForTheNextBatch) {
   };
   gate_.Open(false);
   Processor& p = Direct(gate_);
-  auto first = std::async(std::launch::async,
-                          [&] { return p.Advance({MakeEvent("c-1", "form_submitted")}); });
+  std::future<std::optional<Status>> first, second;
+  struct OpenAtExit {  // a failed assertion must not leave the requests blocked at the gate
+    GateStore& gate;
+    ~OpenAtExit() { gate.Open(true); }
+  } open_at_exit{gate_};
+  first = std::async(std::launch::async,
+                     [&] { return p.Advance({MakeEvent("c-1", "form_submitted")}); });
   ASSERT_TRUE(Eventually([&] { return Wakes() >= 1; }));
-  auto second = std::async(std::launch::async, [&] {
+  second = std::async(std::launch::async, [&] {
     return p.Advance(
         {MakeEvent("c-1", "email_opened", {{"message", "offer"}, {"journey", "lead"}})});
   });
