@@ -106,6 +106,17 @@ Result<int64_t> MemoryStore::AppendEvents(const std::vector<NewEvent>& events) {
   return added;
 }
 
+Result<std::vector<std::string>> MemoryStore::KnownEventIds(const std::vector<std::string>& ids) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const std::string& id : ids) {
+    if (event_ids_.count(id) && std::find(out.begin(), out.end(), id) == out.end()) {
+      out.push_back(id);
+    }
+  }
+  return out;
+}
+
 Result<std::vector<StoredEvent>> MemoryStore::PendingEvents(const std::string& customer,
                                                             int limit) {
   std::lock_guard lock(mu_);

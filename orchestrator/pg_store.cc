@@ -350,6 +350,8 @@ constexpr Statement kStoreArrived{
     "INSERT INTO events (event_id, customer, part, at, body, processed) SELECT e, c, p, a, b, "
     "true FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::text[]) WITH "
     "ORDINALITY AS u(e, c, p, a, b, n) ORDER BY n ON CONFLICT (event_id) DO NOTHING"};
+constexpr Statement kKnownEventIds{
+    "known_event_ids", "SELECT DISTINCT event_id FROM events WHERE event_id = ANY($1::text[])"};
 constexpr Statement kNotifyEvents{
     "notify_events", "SELECT pg_notify('itinera_events', p::text) FROM unnest($1::int[]) AS u(p)"};
 
@@ -534,6 +536,15 @@ Result<std::vector<StoredEvent>> PgStore::PendingEvents(const std::string& custo
       out.push_back(
           {Int(row[0]), Text(row[1]), customer, FromSecs(Int(row[2])), std::move(*body), false});
     }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<std::string>> PgStore::KnownEventIds(const std::vector<std::string>& ids) {
+  ArrayLiteral list;
+  for (const std::string& id : ids) list.Add(id);
+  return impl_->db.Fetch<std::vector<std::string>>(Mode::kRead, [&](Tx& tx, auto& out) -> Status {
+    for (const auto& row : tx.Exec(kKnownEventIds, list.str())) out.push_back(Text(row[0]));
     return Status::Ok();
   });
 }

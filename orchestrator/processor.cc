@@ -526,7 +526,7 @@ std::optional<Status> Processor::Advance(const std::vector<NewEvent>& events) {
     return decline();
   }
   for (const NewEvent& e : events) {
-    if (!e.id.empty() || e.customer.empty()) return decline();
+    if (e.customer.empty()) return decline();
   }
   Arrival me;
   me.events = &events;
@@ -573,7 +573,7 @@ void Processor::Finish(std::vector<Arrival*>& arrivals, const std::optional<Stat
   arrivals.clear();
 }
 
-std::vector<Processor::Arrival*> Processor::TakeArrivals(const std::set<std::string>& in_flight,
+std::vector<Processor::Arrival*> Processor::TakeArrivals(const InFlight& in_flight,
                                                          std::vector<std::string>& customers,
                                                          size_t limit) {
   std::vector<Arrival*> taken, refused;
@@ -584,12 +584,14 @@ std::vector<Processor::Arrival*> Processor::TakeArrivals(const std::set<std::str
       std::set<std::string> fresh;
       bool blocked = false;
       for (const NewEvent& e : *(*it)->events) {
-        if (in_flight.count(e.customer)) blocked = true;
+        if (in_flight.customers.count(e.customer) || in_flight.event_ids.count(e.id)) {
+          blocked = true;
+        }
         if (!chosen.count(e.customer)) fresh.insert(e.customer);
       }
       if (blocked) {
-        // A customer in flight is not settled in the store yet: its request waits for the
-        // next batch, which comes as soon as that commit is done.
+        // A customer in flight is not settled in the store yet, nor is an id in flight: the
+        // request waits for the next batch, which comes as soon as that commit is done.
         ++it;
         continue;
       }
@@ -699,7 +701,7 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
   }
   // Then the requests waiting in Advance, as many as fit.
   std::vector<Arrival*> taken;
-  if (ownership.all) taken = TakeArrivals(in_flight.customers, prepared.customers, limit);
+  if (ownership.all) taken = TakeArrivals(in_flight, prepared.customers, limit);
   behind_ = static_cast<int>(prepared.customers.size()) >= limit;
   // A full batch leaves a backlog that later batches take first: the requests that did not fit
   // would wait for all of it, so they go to the inbox now (behind it, as the order requires).
@@ -736,11 +738,27 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
       return static_cast<int>((*loaded)[e.customer].pending.size()) < options_.events_per_customer;
     });
     (follows ? kept : refused).push_back(a);
-    if (!follows) continue;
-    for (const NewEvent& e : *a->events) arrived[e.customer].push_back(&e);
   }
   Finish(refused, std::nullopt);
   prepared.work->arrivals = std::move(kept);
+  // An event whose id is stored already, or came earlier in the batch, is accepted without
+  // effect, as the inbox accepts it.
+  std::vector<std::string> ids;
+  for (Arrival* a : prepared.work->arrivals) {
+    for (const NewEvent& e : *a->events)
+      if (!e.id.empty()) ids.push_back(e.id);
+  }
+  std::set<std::string> seen;
+  if (!ids.empty()) {
+    auto known = store_.KnownEventIds(ids);
+    if (!known.ok()) return known.error();
+    seen.insert(known->begin(), known->end());
+  }
+  for (Arrival* a : prepared.work->arrivals) {
+    for (const NewEvent& e : *a->events) {
+      if (e.id.empty() || seen.insert(e.id).second) arrived[e.customer].push_back(&e);
+    }
+  }
   for (const std::string& c : prepared.customers) {
     // A customer woken by a timer also gets the events that arrived meanwhile.
     if (Status s = prepared.work->Customer(c, timers[c], std::move((*loaded)[c]), arrived[c]);
@@ -830,6 +848,8 @@ Result<int> Processor::RunBatches() {
     committing = std::move((*prepared)->work);
     for (std::string& c : (*prepared)->customers) in_flight.customers.insert(std::move(c));
     in_flight.due_rows = (*prepared)->due_rows;
+    for (const NewEvent& e : committing->batch().arrived)
+      if (!e.id.empty()) in_flight.event_ids.insert(e.id);
     started = std::chrono::steady_clock::now();
     commit = committer_->Submit(
         [this, work = committing.get(), n = static_cast<int>(in_flight.customers.size())] {

@@ -132,13 +132,15 @@ class Processor {
 
   // Advances `events` in the next batch, without the inbox, and returns once that batch's
   // commit is done: Ok when the events are stored, processed, with what they caused; nullopt
-  // when declined, and the caller appends them to the inbox instead. Declined:
+  // when declined, and the caller appends them to the inbox instead. An event whose id is
+  // stored already, or came earlier in the batch, is accepted without effect, as AppendEvents
+  // accepts it. Declined:
   // - when `direct` is off, or `ownership` is set; after Close;
   // - while the processor is behind (its last batch was full; or batch-many requests wait) or
   //   failing (its last RunOnce failed); both also decline the requests waiting;
   // - a request with more customers than the batch has room for;
   // - a request of more than kMaxDirectEvents events (a big batch is cheaper through the
-  //   inbox), or with an event that has an id (the inbox deduplicates ids);
+  //   inbox);
   // - a customer with more pending events than a batch reads of it (the events must follow
   //   them);
   // - a batch that fails before its commit, or whose commit is refused (nothing of it was
@@ -169,6 +171,7 @@ class Processor {
   struct InFlight {
     std::set<std::string> customers;
     int due_rows = 0;
+    std::set<std::string> event_ids;  // of the events it stores from Advance
   };
 
   // RunOnce's work.
@@ -186,10 +189,11 @@ class Processor {
   void DeclineWaiting();
   // Answers the requests (under arrivals_mu_) and empties `arrivals`.
   void Finish(std::vector<Arrival*>& arrivals, const std::optional<Status>& result);
-  // Takes from the queue, in order, the requests none of whose customers is in flight, as long as
-  // `customers` stays within `limit`; adds their customers to it.
-  std::vector<Arrival*> TakeArrivals(const std::set<std::string>& in_flight,
-                                     std::vector<std::string>& customers, size_t limit);
+  // Takes from the queue, in order, the requests none of whose customers or event ids is in
+  // flight, as long as `customers` stays within `limit` (declining those that do not fit); adds
+  // their customers to it.
+  std::vector<Arrival*> TakeArrivals(const InFlight& in_flight, std::vector<std::string>& customers,
+                                     size_t limit);
 
   Store& store_;
   const Clock& clock_;

@@ -487,6 +487,23 @@ Result<std::vector<StoredEvent>> SqliteStore::ReadPending(const std::string& cus
   return out;
 }
 
+Result<std::vector<std::string>> SqliteStore::KnownEventIds(const std::vector<std::string>& ids) {
+  auto lock = LockRead();
+  std::vector<std::string> out;
+  std::unordered_set<std::string> seen;
+  for (const std::string& id : ids) {
+    if (!seen.insert(id).second) continue;
+    ITINERA_READ_SQL(q, "SELECT 1 FROM events WHERE event_id = ?");
+    const int rc = q.Bind(id).Step();
+    if (rc == SQLITE_ROW) {
+      out.push_back(id);
+    } else if (rc != SQLITE_DONE) {
+      return ReadError("read event ids");
+    }
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> SqliteStore::InboxCustomers(int limit, const PartitionSet& only) {
   // The pending events in arrival order (events_pending), read only until `limit` customers
   // are found: the first event seen of each customer is its oldest, so this is the order of

@@ -72,6 +72,7 @@ class SqliteStore final : public Store {
   Result<int64_t> AppendEvents(const std::vector<NewEvent>& events) override;
   Result<std::vector<StoredEvent>> PendingEvents(const std::string& customer, int limit) override;
   Result<std::vector<std::string>> InboxCustomers(int limit, const PartitionSet& only) override;
+  Result<std::vector<std::string>> KnownEventIds(const std::vector<std::string>& ids) override;
 
   Result<std::optional<StoredState>> GetState(const std::string& customer,
                                               const std::string& journey) override;

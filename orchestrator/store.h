@@ -272,6 +272,8 @@ class Store {
                                                          int limit) = 0;
   // Customers in `only` with unprocessed events, the one waiting longest first.
   virtual Result<std::vector<std::string>> InboxCustomers(int limit, const PartitionSet& only) = 0;
+  // Those of `ids` that a stored event carries (in the inbox or processed), each once.
+  virtual Result<std::vector<std::string>> KnownEventIds(const std::vector<std::string>& ids) = 0;
 
   // ---- journey states and the due index ----
   virtual Result<std::optional<StoredState>> GetState(const std::string& customer,

@@ -233,31 +233,43 @@ TEST(DurabilityTest, ProfileChangeCutByCrashStillTriggersJourneysWhenRetried) {
                                << "; unanswered PUTs:" << unanswered.size();
 }
 
+// How the events are posted: one per request without an id (told apart by a property "tag")
+// or with one (both advanced by the processor directly), or 11 per request with ids (through
+// the inbox).
+enum class Way { kDirectTagged, kDirectWithIds, kInbox };
+
 // Posts events for `customers` customers from several threads until a post fails, remembering
-// which were answered 202. Each event is told apart by its id or, `with_ids` false, by a
-// property "tag" (an event without an id takes the processor's direct path). Stop with `stop`,
-// then join.
+// which were answered 202 (count() counts events). Stop with `stop`, then join.
 class Posters {
  public:
-  Posters(const Daemon& d, int customers, bool with_ids) {
+  Posters(const Daemon& d, int customers, Way way) {
     for (int t = 0; t < 4; ++t) {
-      threads_.emplace_back([this, &d, customers, t, with_ids] {
+      threads_.emplace_back([this, &d, customers, t, way] {
         auto c = d.Client();
+        const int per_request = way == Way::kInbox ? 11 : 1;
         for (int n = 0; !stop_; ++n) {
-          std::string id = "ev-" + std::to_string(t) + "-" + std::to_string(n);
-          std::string customer = "k-" + std::to_string((t + n) % customers);
-          json event = {{"customer_id", customer}, {"type", "ping"}};
-          if (with_ids) {
-            event["id"] = id;
-          } else {
-            event["properties"] = {{"tag", id}};
+          json events = json::array();
+          std::vector<std::pair<std::string, std::string>> posted;  // customer, key
+          for (int k = 0; k < per_request; ++k) {
+            std::string key =
+                "ev-" + std::to_string(t) + "-" + std::to_string(n) + "-" + std::to_string(k);
+            std::string customer = "k-" + std::to_string((t + n + k) % customers);
+            json event = {{"customer_id", customer}, {"type", "ping"}};
+            if (way == Way::kDirectTagged) {
+              event["properties"] = {{"tag", key}};
+            } else {
+              event["id"] = key;
+            }
+            events.push_back(std::move(event));
+            posted.emplace_back(customer, key);
           }
-          auto r = c->Post("/v1/events", event.dump(), "application/json");
+          const std::string body = per_request == 1 ? events[0].dump() : events.dump();
+          auto r = c->Post("/v1/events", body, "application/json");
           if (!r) break;  // the daemon is gone
           if (r->status == 202) {
             std::lock_guard lock(mu_);
-            acknowledged_[customer].insert(id);
-            ++count_;
+            for (const auto& [customer, key] : posted) acknowledged_[customer].insert(key);
+            count_ += static_cast<int>(posted.size());
           }
         }
       });
@@ -286,8 +298,7 @@ class Posters {
   std::vector<std::thread> threads_;
 };
 
-// With event ids (through the inbox) and without (advanced directly by the processor).
-class AcknowledgedEventsTest : public ::testing::TestWithParam<bool> {
+class AcknowledgedEventsTest : public ::testing::TestWithParam<Way> {
  protected:
   static constexpr int kPosted = 8;  // customers
 
@@ -307,7 +318,7 @@ class AcknowledgedEventsTest : public ::testing::TestWithParam<bool> {
 
   // What tells an event apart in the timeline: its id or its tag.
   static std::string Key(const json& t) {
-    if (GetParam()) return t.value("id", "");
+    if (GetParam() != Way::kDirectTagged) return t.value("id", "");
     return t.contains("properties") ? t["properties"].value("tag", "") : "";
   }
 
@@ -366,30 +377,52 @@ TEST_P(AcknowledgedEventsTest, SigtermWhilePostingExitsZeroAndLosesNothing) {
   EXPECT_EQ(d_.Stop(), 0);
 }
 
-// An event without an id is advanced and stored by one commit of the processor; one with an id
-// goes through the inbox, which deduplicates ids. Both are processed once.
-TEST_P(AcknowledgedEventsTest, EventsWithoutAnIdSkipTheInbox) {
+// A request of up to 10 events is advanced and stored by one commit of the processor; a bigger
+// one goes through the inbox. Each event is processed once, and a repeated id has no effect.
+TEST_P(AcknowledgedEventsTest, SmallRequestsSkipTheInbox) {
+  const Way way = GetParam();
+  json events = json::array();
   for (int n = 0; n < 5; ++n) {
     json event = {{"customer_id", "k-0"}, {"type", "ping"}};
-    if (GetParam()) event["id"] = "ping-" + std::to_string(n);
-    d_.PostEvent(event);
+    if (way != Way::kDirectTagged) event["id"] = "ping-" + std::to_string(n % 4);  // one repeat
+    if (way == Way::kInbox) {
+      events.push_back(event);
+    } else {
+      d_.PostEvent(event);
+    }
   }
-  ASSERT_TRUE(WaitUntil([&] {
-    json profile = d_.Customer("k-0").value("profile", json::object());
-    return profile.contains("attributes") && profile["attributes"].value("pings", 0) == 5;
-  })) << d_.Customer("k-0").dump();
+  if (way == Way::kInbox) {
+    for (int n = 0; n < 6; ++n) events.push_back({{"customer_id", "k-1"}, {"type", "ping"}});
+    EXPECT_EQ(d_.Post("/v1/events", events.dump()).status, 202);
+  }
+  const int pings = way == Way::kDirectTagged ? 5 : 4;
+  auto count = [&](const std::string& customer) {
+    json profile = d_.Customer(customer).value("profile", json::object());
+    return profile.contains("attributes") ? profile["attributes"].value("pings", 0) : 0;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return count("k-0") == pings; })) << d_.Customer("k-0").dump();
   // /metrics is refreshed every second.
-  const std::string way =
-      GetParam() ? "itinera_ingest_commits_total" : "itinera_events_direct_total";
-  const std::string other =
-      GetParam() ? "itinera_events_direct_total" : "itinera_ingest_commits_total";
-  ASSERT_TRUE(WaitUntil([&] { return d_.Metric(way) >= (GetParam() ? 1 : 5); }, 3s)) << way;
-  EXPECT_EQ(d_.Metric(other), 0) << other;
+  const bool inbox = way == Way::kInbox;
+  const std::string used = inbox ? "itinera_ingest_commits_total" : "itinera_events_direct_total";
+  const std::string unused = inbox ? "itinera_events_direct_total" : "itinera_ingest_commits_total";
+  ASSERT_TRUE(WaitUntil([&] { return d_.Metric(used) >= (inbox ? 1 : 5); }, 3s)) << used;
+  EXPECT_EQ(d_.Metric(unused), 0) << unused;
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(count("k-0"), pings);  // the repeated id had no effect
 }
 
-INSTANTIATE_TEST_SUITE_P(Ids, AcknowledgedEventsTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& p) {
-                           return p.param ? "WithIds" : "WithoutIds";
+INSTANTIATE_TEST_SUITE_P(Ways, AcknowledgedEventsTest,
+                         ::testing::Values(Way::kDirectTagged, Way::kDirectWithIds, Way::kInbox),
+                         [](const ::testing::TestParamInfo<Way>& p) {
+                           switch (p.param) {
+                             case Way::kDirectTagged:
+                               return "DirectWithoutIds";
+                             case Way::kDirectWithIds:
+                               return "DirectWithIds";
+                             case Way::kInbox:
+                               return "Inbox";
+                           }
+                           return "";
                          });
 
 }  // namespace

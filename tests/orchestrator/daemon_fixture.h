@@ -84,6 +84,7 @@ class DaemonFixture : public ::testing::Test {
               {"type", type},
               {"timestamp", FormatTime(e.at)},
               {"properties", std::move(properties)}};
+    if (!id.empty()) e.body["id"] = id;  // as the API normalises it
     return e;
   }
 

@@ -25,6 +25,9 @@ class ForwardingStore : public Store {
   Result<int64_t> AppendEvents(const std::vector<NewEvent>& e) override {
     return inner_.AppendEvents(e);
   }
+  Result<std::vector<std::string>> KnownEventIds(const std::vector<std::string>& ids) override {
+    return inner_.KnownEventIds(ids);
+  }
   Result<std::vector<StoredEvent>> PendingEvents(const std::string& c, int limit) override {
     return inner_.PendingEvents(c, limit);
   }

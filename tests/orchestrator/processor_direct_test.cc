@@ -192,6 +192,41 @@ class DirectTest : public DaemonFixture {
     return std::nullopt;
   }
 
+  struct TwoAnswers {
+    std::optional<Status> first, second;
+    bool second_waited = false;  // not answered while the first batch committed
+  };
+  // Two requests, the second while the first's batch commits, on a new direct processor: the
+  // first batch reads its customers once the second request is queued, and its commit is held
+  // until the next batch has been prepared (which sees the second request while the first is in
+  // flight).
+  TwoAnswers TwoInARow(std::vector<NewEvent> one, std::vector<NewEvent> two) {
+    gate_.before_load = [this, first = std::make_shared<std::atomic<bool>>(true)] {
+      if (!first->exchange(false)) return;
+      EXPECT_TRUE(Eventually([&] { return Wakes() >= 2; }));
+    };
+    gate_.Open(false);
+    Processor& p = Direct(gate_);
+    std::future<std::optional<Status>> first, second;
+    struct OpenAtExit {  // a failed wait must not leave the requests blocked at the gate
+      GateStore& gate;
+      ~OpenAtExit() { gate.Open(true); }
+    } open_at_exit{gate_};
+    TwoAnswers answers;
+    first = std::async(std::launch::async, [&] { return p.Advance(one); });
+    EXPECT_TRUE(Eventually([&] { return Wakes() >= 1; }));
+    second = std::async(std::launch::async, [&] { return p.Advance(two); });
+    EXPECT_TRUE(Eventually([&] {
+      std::lock_guard lock(gate_.mu);
+      return gate_.waiting == 1 && gate_.inbox_reads >= 2;
+    }));
+    answers.second_waited = second.wait_for(std::chrono::seconds(0)) == std::future_status::timeout;
+    gate_.Open(true);
+    answers.first = first.get();
+    answers.second = second.get();
+    return answers;
+  }
+
   std::vector<std::string> Errors() {
     std::lock_guard lock(mu_);
     return errors_;
@@ -259,10 +294,8 @@ TEST_F(DirectTest, ARequestItCannotTakeIsDeclinedAndNothingIsStored) {
   Processor& p = Direct(store_);
   std::vector<NewEvent> many(Processor::kMaxDirectEvents + 1, MakeEvent("c-1", "form_submitted"));
   EXPECT_FALSE(p.Advance(many).has_value());  // a big batch goes through the inbox
-  EXPECT_FALSE(p.Advance({MakeEvent("c-1", "form_submitted", json::object(), "form-1")})
-                   .has_value());  // an id
   EXPECT_FALSE(p.Advance({}).has_value());
-  EXPECT_EQ(p.stats().declined.load(), 3);
+  EXPECT_EQ(p.stats().declined.load(), 2);
 
   ProcessorOptions off;  // direct not set
   off.tracking_secret = "test-secret";
@@ -272,6 +305,36 @@ TEST_F(DirectTest, ARequestItCannotTakeIsDeclinedAndNothingIsStored) {
   EXPECT_TRUE(store_.PendingEvents("c-1", 10)->empty());
   EXPECT_FALSE(store_.GetState("c-1", "lead")->has_value());
   EXPECT_TRUE(Errors().empty());
+}
+
+// As the inbox accepts it: an event whose id is stored already (processed or still in the
+// inbox), or came earlier in the batch, is accepted without effect.
+TEST_F(DirectTest, AnEventWhoseIdIsKnownIsAcceptedWithoutEffect) {
+  Processor& p = Direct(gate_);
+  auto events = [&](const std::string& customer, const std::string& id) {
+    auto timeline = store_.Timeline(customer, 100);
+    int n = 0;
+    if (!timeline.ok()) return -1;
+    for (const auto& t : *timeline) n += t.kind == "event" && t.data.value("id", "") == id;
+    return n;
+  };
+  const json none = json::object();
+  for (int i = 0; i < 2; ++i) {
+    std::optional<Status> answer = p.Advance({MakeEvent("c-1", "form_submitted", none, "f-1")});
+    ASSERT_TRUE(answer.has_value() && answer->ok()) << i;
+  }
+  EXPECT_EQ(events("c-1", "f-1"), 1);
+  std::optional<Status> twice = p.Advance(
+      {MakeEvent("c-1", "page_viewed", none, "v-1"), MakeEvent("c-1", "page_viewed", none, "v-1")});
+  ASSERT_TRUE(twice.has_value() && twice->ok());
+  EXPECT_EQ(events("c-1", "v-1"), 1);
+  Event("c-2", "form_submitted", none, "f-2");  // in the inbox, not processed yet
+  std::optional<Status> queued = p.Advance({MakeEvent("c-2", "form_submitted", none, "f-2")});
+  ASSERT_TRUE(queued.has_value() && queued->ok());
+  EXPECT_EQ(events("c-2", "f-2"), 1);
+  EXPECT_EQ(Counter("lead", "entered"), 2);
+  EXPECT_EQ(p.stats().direct_events.load(), 5);  // accepted, duplicates included
+  EXPECT_EQ(p.stats().declined.load(), 0);
 }
 
 TEST_F(DirectTest, ACustomerWithMorePendingThanABatchReadsHasTheRequestDeclined) {
@@ -354,36 +417,14 @@ TEST_F(DirectTest, AFailedRunDeclinesTheRequestsWaiting) {
 }
 
 TEST_F(DirectTest, ARequestForACustomerInFlightWaitsForTheNextBatch) {
-  // The first batch reads its customer once the second request is queued, and its commit waits
-  // until the next batch has been prepared: that batch sees the second request while c-1 is in
-  // flight (its stored state not settled), and must leave it for the batch after.
-  gate_.before_load = [this, first = std::make_shared<std::atomic<bool>>(true)] {
-    if (!first->exchange(false)) return;
-    EXPECT_TRUE(Eventually([&] { return Wakes() >= 2; }));
-  };
-  gate_.Open(false);
-  Processor& p = Direct(gate_);
-  std::future<std::optional<Status>> first, second;
-  struct OpenAtExit {  // a failed assertion must not leave the requests blocked at the gate
-    GateStore& gate;
-    ~OpenAtExit() { gate.Open(true); }
-  } open_at_exit{gate_};
-  first = std::async(std::launch::async,
-                     [&] { return p.Advance({MakeEvent("c-1", "form_submitted")}); });
-  ASSERT_TRUE(Eventually([&] { return Wakes() >= 1; }));
-  second = std::async(std::launch::async, [&] {
-    return p.Advance(
-        {MakeEvent("c-1", "email_opened", {{"message", "offer"}, {"journey", "lead"}})});
-  });
-  ASSERT_TRUE(Eventually([&] {
-    std::lock_guard lock(gate_.mu);
-    return gate_.waiting == 1 && gate_.inbox_reads >= 2;
-  }));
-  EXPECT_EQ(second.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
-  gate_.Open(true);
-  std::optional<Status> a = first.get(), b = second.get();
-  ASSERT_TRUE(a.has_value() && b.has_value()) << "declined";
-  EXPECT_TRUE(a->ok() && b->ok());
+  // The next batch sees the second request while c-1 is in flight (its stored state not
+  // settled), and must leave it for the batch after.
+  TwoAnswers answers =
+      TwoInARow({MakeEvent("c-1", "form_submitted")},
+                {MakeEvent("c-1", "email_opened", {{"message", "offer"}, {"journey", "lead"}})});
+  EXPECT_TRUE(answers.second_waited);
+  ASSERT_TRUE(answers.first.has_value() && answers.second.has_value()) << "declined";
+  EXPECT_TRUE(answers.first->ok() && answers.second->ok());
   std::vector<Batch> batches = gate_.Batches();
   ASSERT_EQ(batches.size(), 2u);
   ASSERT_EQ(batches[0].arrived.size(), 1u);
@@ -391,6 +432,20 @@ TEST_F(DirectTest, ARequestForACustomerInFlightWaitsForTheNextBatch) {
   ASSERT_EQ(batches[1].arrived.size(), 1u);
   EXPECT_EQ(batches[1].arrived[0].body["type"], "email_opened");
   EXPECT_EQ(Counter("lead", "step.hot.entered"), 1);  // the open found the customer waiting
+  EXPECT_TRUE(Errors().empty());
+}
+
+// An id in the batch being committed is not in the store yet: a request that carries it again
+// (for any customer) waits for the next batch, which finds it stored.
+TEST_F(DirectTest, ARequestWithAnIdInFlightWaitsForTheNextBatch) {
+  const json none = json::object();
+  TwoAnswers answers = TwoInARow({MakeEvent("c-1", "form_submitted", none, "same")},
+                                 {MakeEvent("c-2", "form_submitted", none, "same")});
+  EXPECT_TRUE(answers.second_waited);
+  ASSERT_TRUE(answers.first.has_value() && answers.second.has_value()) << "declined";
+  EXPECT_TRUE(answers.first->ok() && answers.second->ok());
+  EXPECT_EQ(Counter("lead", "entered"), 1);  // c-1 only: c-2's event was a duplicate
+  EXPECT_FALSE(store_.GetState("c-2", "lead")->has_value());
   EXPECT_TRUE(Errors().empty());
 }
 

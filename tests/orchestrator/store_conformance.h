@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -222,6 +223,13 @@ TYPED_TEST_P(StoreConformanceTest, ArrivedEventsAreStoredProcessedWithTheirBatch
   }
   EXPECT_EQ(*store.AppendEvents({Event("e-3", "c-3")}), 1);  // the refused batch stored nothing
   EXPECT_EQ(store.PendingEvents("c-3", 10)->size(), 1u);
+
+  // Ids known to the store, whether their event is in the inbox or was processed: each once.
+  auto known = store.KnownEventIds({"e-2", "e-9", "e-1", "e-2", "", "e-3"});
+  ASSERT_TRUE(known.ok());
+  std::multiset<std::string> ids(known->begin(), known->end());
+  EXPECT_EQ(ids, (std::multiset<std::string>{"e-1", "e-2", "e-3"}));
+  EXPECT_TRUE(store.KnownEventIds({})->empty());
 }
 
 TYPED_TEST_P(StoreConformanceTest, StatesRoundTripWithVersions) {
