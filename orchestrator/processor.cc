@@ -731,29 +731,28 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
   if (!loaded.ok()) return loaded.error();
   // A request's events go after what its customers had pending; a customer with more pending
   // than one batch reads of it would have them jump the queue, so that request is declined.
-  std::map<std::string, std::vector<const NewEvent*>> arrived;
   std::vector<Arrival*> kept, refused;
+  std::vector<std::string> ids;  // of the requests kept
   for (Arrival* a : prepared.work->arrivals) {
     const bool follows = std::all_of(a->events->begin(), a->events->end(), [&](const NewEvent& e) {
       return static_cast<int>((*loaded)[e.customer].pending.size()) < options_.events_per_customer;
     });
     (follows ? kept : refused).push_back(a);
+    if (!follows) continue;
+    for (const NewEvent& e : *a->events)
+      if (!e.id.empty()) ids.push_back(e.id);
   }
   Finish(refused, std::nullopt);
   prepared.work->arrivals = std::move(kept);
   // An event whose id is stored already, or came earlier in the batch, is accepted without
   // effect, as the inbox accepts it.
-  std::vector<std::string> ids;
-  for (Arrival* a : prepared.work->arrivals) {
-    for (const NewEvent& e : *a->events)
-      if (!e.id.empty()) ids.push_back(e.id);
-  }
   std::set<std::string> seen;
   if (!ids.empty()) {
     auto known = store_.KnownEventIds(ids);
     if (!known.ok()) return known.error();
     seen.insert(known->begin(), known->end());
   }
+  std::map<std::string, std::vector<const NewEvent*>> arrived;
   for (Arrival* a : prepared.work->arrivals) {
     for (const NewEvent& e : *a->events) {
       if (e.id.empty() || seen.insert(e.id).second) arrived[e.customer].push_back(&e);
