@@ -413,6 +413,8 @@ TEST_F(DirectTest, AFailedRunDeclinesTheRequestsWaiting) {
   auto answer = AdvanceWithin(p, {MakeEvent("c-1", "form_submitted")});
   ASSERT_TRUE(answer.has_value()) << "never answered";
   EXPECT_FALSE(answer->has_value());
+  // The run answers the request before it returns its error to the runner.
+  ASSERT_TRUE(Eventually([&] { return !Errors().empty(); }));
   EXPECT_EQ(Errors(), std::vector<std::string>{"storage"});
 }
 
