@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 
 #include "util/crypto.h"
@@ -320,7 +322,7 @@ bool ApiRouter::Authorized(const ApiRequest& request) const {
   return match;
 }
 
-ApiResponse ApiRouter::Handle(const ApiRequest& request) const {
+std::optional<ApiResponse> ApiRouter::Refuse(const ApiRequest& request) const {
   if (request.path.starts_with("/v1/") && !Authorized(request)) {
     ApiResponse r = ErrorResponse(401, "unauthorized",
                                   request.authorization.empty()
@@ -342,6 +344,13 @@ ApiResponse ApiRouter::Handle(const ApiRequest& request) const {
     r.headers.emplace_back("Allow", std::string(route.allow));
     return r;
   }
+  return std::nullopt;
+}
+
+ApiResponse ApiRouter::Handle(const ApiRequest& request) const {
+  if (auto refused = Refuse(request)) return std::move(*refused);
+  auto match = MatchRoute(request.path);
+  const RouteSpec& route = *match->spec;
   switch (route.id) {
     case RouteId::kEvents:
       return PostEvents(request);
@@ -375,7 +384,42 @@ ApiResponse ApiRouter::Handle(const ApiRequest& request) const {
 
 // ---- /v1/events ----
 
-ApiResponse ApiRouter::PostEvents(const ApiRequest& request) const {
+Status ApiRouter::Append(std::vector<NewEvent> events) const {
+  if (!backend_.advance_events) return backend_.append_events(std::move(events));
+  // The blocking form of the server's own path: advanced, or declined to the inbox.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::optional<Status> advanced;
+  backend_.advance_events(std::move(events),
+                          [&](std::optional<Status> status, std::vector<NewEvent>&& back) {
+                            if (!status) events = std::move(back);
+                            std::lock_guard lock(mu);
+                            advanced = std::move(status);
+                            done = true;
+                            cv.notify_one();  // under the lock: `cv` lives on this stack
+                          });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return done; });
+  if (advanced) return *advanced;
+  return backend_.append_events(std::move(events));
+}
+
+std::variant<ApiResponse, std::vector<NewEvent>> ApiRouter::PrepareEvents(
+    const ApiRequest& request) const {
+  if (auto refused = Refuse(request)) return std::move(*refused);
+  return ParseEvents(request);
+}
+
+ApiResponse ApiRouter::EventsAnswer(const Status& appended, int64_t accepted) const {
+  if (!appended.ok()) return Unavailable(appended.error());
+  backend_.metrics->Counter("itinera_events_accepted_total", "Events accepted by POST /v1/events.")
+      .Increment(static_cast<double>(accepted));
+  return JsonResponse(202, {{"accepted", accepted}});
+}
+
+std::variant<ApiResponse, std::vector<NewEvent>> ApiRouter::ParseEvents(
+    const ApiRequest& request) const {
   auto doc = ParseJsonBody(request.body);
   if (!doc.ok()) return BadRequest(doc.error());
   std::vector<const json*> items;
@@ -398,12 +442,15 @@ ApiResponse ApiRouter::PostEvents(const ApiRequest& request) const {
     if (!event.ok()) return BadRequest(event.error());
     events.push_back(std::move(*event));
   }
+  return events;
+}
+
+ApiResponse ApiRouter::PostEvents(const ApiRequest& request) const {
+  auto parsed = ParseEvents(request);
+  if (auto* refused = std::get_if<ApiResponse>(&parsed)) return std::move(*refused);
+  auto& events = std::get<std::vector<NewEvent>>(parsed);
   const auto accepted = static_cast<int64_t>(events.size());
-  Status appended = backend_.append_events(std::move(events));
-  if (!appended.ok()) return Unavailable(appended.error());
-  backend_.metrics->Counter("itinera_events_accepted_total", "Events accepted by POST /v1/events.")
-      .Increment(static_cast<double>(accepted));
-  return JsonResponse(202, {{"accepted", accepted}});
+  return EventsAnswer(Append(std::move(events)), accepted);
 }
 
 // ---- /v1/journeys ----

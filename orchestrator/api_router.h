@@ -1,7 +1,8 @@
 // Internal to orchestrator/: the HTTP API without the HTTP library.
 //
-// ApiServer (api_server.cc, the only file that sees cpp-httplib) reads each request into an
-// ApiRequest, asks ApiRouter::Handle for an ApiResponse and writes it back. Everything the API
+// ApiServer (api_server.cc, the only file that sees the HTTP library) reads each request into an
+// ApiRequest, asks ApiRouter::Handle for an ApiResponse (or, for POST /v1/events, PrepareEvents
+// then EventsAnswer, without a thread waiting in between) and writes it back. Everything the API
 // decides is here: routing (404, 405 with Allow), authentication (401), validation (400), the
 // JSON it answers, the events it appends. So it can be read, and reasoned about, without sockets.
 // The handlers live in api_router.cc (/v1/events, journeys, messages, health, metrics),
@@ -19,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "orchestrator/api_server.h"
@@ -83,12 +85,26 @@ class ApiRouter {
   // `backend.metrics` must not be null (ApiServer supplies its own registry when it is).
   ApiRouter(ApiBackend backend, ApiOptions options);
 
-  // Never throws for bad input; an exception means a bug (the server answers 500).
+  // Never throws for bad input; an exception means a bug (the server answers 500). Blocks while
+  // the store or the backend's callbacks work.
   ApiResponse Handle(const ApiRequest& request) const;
 
+  // POST /v1/events in two halves, for a server that does not wait on the append: the events
+  // to append (checked, normalised), or the answer when the request is refused (401, 400).
+  // Does not block. Then EventsAnswer gives the answer to the append's status.
+  std::variant<ApiResponse, std::vector<NewEvent>> PrepareEvents(const ApiRequest& request) const;
+  ApiResponse EventsAnswer(const Status& appended, int64_t accepted) const;
+
  private:
+  // The answer to a request refused before its handler: 401, 404, 405; nullopt: none.
+  std::optional<ApiResponse> Refuse(const ApiRequest& request) const;
+  // Appends through backend_.advance_events when there is one (waiting for its answer), else
+  // or when declined through backend_.append_events.
+  Status Append(std::vector<NewEvent> events) const;
+
   // /v1/...
   ApiResponse PostEvents(const ApiRequest& request) const;
+  std::variant<ApiResponse, std::vector<NewEvent>> ParseEvents(const ApiRequest& request) const;
   ApiResponse PutCustomer(const ApiRequest& request, const std::string& id) const;
   ApiResponse GetCustomer(const ApiRequest& request, const std::string& id) const;
   ApiResponse DeleteCustomer(const std::string& id) const;

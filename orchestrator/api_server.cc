@@ -1,21 +1,41 @@
-// The HTTP side of the API: cpp-httplib is used here and nowhere else in orchestrator/.
+// The HTTP side of the API: Boost.Beast's HTTP/1.1 parser on an Asio event loop.
 //
-// Every method on every path goes to one catch-all handler, which reads the request (bodies
-// through a content reader, so a chunked body is cut off at max_body_bytes instead of being
-// buffered whole), hands it to ApiRouter and writes the answer. httplib's own error answers
-// (a malformed request, a Content-Length over the limit) are rewritten by the error handler into
-// the API's JSON error shape. Every answer is counted before it is written (so a client that
-// reads /metrics next sees its own request), wherever it was made.
+// One thread ("api") runs the loop: it accepts connections, reads every connection's requests
+// and writes their answers; no connection holds a thread while it is open or while its request
+// waits. What may block goes elsewhere:
+// - POST /v1/events is checked on the loop and handed to backend.advance_events, whose answer
+//   comes back to the loop; the events it declines, like every request when there is no
+//   advance_events, are appended on a worker thread.
+// - Every other request runs ApiRouter::Handle on a worker thread ("api work", options.threads
+//   of them), since it reads or writes the store; its answer is written by the loop.
+// So a thousand idle keep-alive connections cost a thousand sockets, not a thousand threads, and
+// the processor's commit answers a batch of requests by waking one thread, not one per request.
+//
+// Errors the parser finds get the API's JSON error shape: a body over max_body_bytes is 413 (the
+// rest of the body is read and thrown away, up to kMaxDrainBytes, so that the client gets to
+// read the answer), a malformed request 400, a request line over kMaxRequestLine 414. Every
+// answer is counted before it is written (so a client that reads /metrics next sees its own
+// request).
 #include "orchestrator/api_server.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
-
 #include <atomic>
-#include <cerrno>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "orchestrator/api_router.h"
@@ -25,154 +45,430 @@
 namespace itinera::orch {
 namespace {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using ErrorCode = boost::system::error_code;
+
 // A body over the limit is read and thrown away up to this much more, so the client gets to
 // read our 413 instead of a reset connection; past it the connection is dropped.
-constexpr size_t kMaxDrainBytes = 8 << 20;
+constexpr uint64_t kMaxDrainBytes = 8 << 20;
+// A request's target over kMaxRequestLine is answered 414; headers over kMaxHeaderBytes 400.
+constexpr uint32_t kMaxHeaderBytes = 16 << 10;
+constexpr size_t kMaxRequestLine = 8 << 10;
+// A keep-alive connection with no request for this long is closed; so is one whose request or
+// answer stalls this long.
+constexpr auto kIdleTimeout = std::chrono::seconds(5);
+constexpr auto kIoTimeout = std::chrono::seconds(5);
 
-const char* ErrorCodeFor(int status) {
-  switch (status) {
-    case 400:
-      return "invalid_request";
-    case 404:
-      return "not_found";
-    case 405:
-      return "method_not_allowed";
-    case 413:
-      return "body_too_large";
-    case 414:
-      return "uri_too_long";
-    case 416:
-      return "range_not_satisfiable";
-    case 503:
-      return "unavailable";
-    default:
-      return status >= 500 ? "internal" : "invalid_request";
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX decoded (an invalid escape is kept as it is); '+' is a space in a query, not in a path.
+std::string Decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const int hi = HexDigit(s[i + 1]);
+      const int lo = HexDigit(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
+  }
+  return out;
+}
+
+void ParseQuery(std::string_view query, std::multimap<std::string, std::string>& into) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) {
+      into.emplace(Decode(pair, true), "");
+    } else {
+      into.emplace(Decode(pair.substr(0, eq), true), Decode(pair.substr(eq + 1), true));
+    }
   }
 }
 
-std::string ErrorMessageFor(int status, int64_t max_body_bytes) {
-  switch (status) {
-    case 400:
-      return "malformed HTTP request";
-    case 413:
-      return "the request body is larger than " + std::to_string(max_body_bytes) + " bytes";
-    case 414:
-      return "the request line is too long";
-    default:
-      return status >= 500 ? "internal error" : "the request cannot be served";
-  }
+std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
+
+bool IsQuietEnd(const ErrorCode& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+         ec == beast::error::timeout || ec == asio::error::broken_pipe;
 }
-
-void Write(const ApiResponse& from, httplib::Response& to) {
-  to.status = from.status;
-  for (const auto& [name, value] : from.headers) to.set_header(name, value);
-  to.set_content(from.body, from.content_type);
-}
-
-// httplib's pool of connection threads, named "api". It is made on the listening thread, and a
-// new thread starts with its creator's name: the listener takes the pool's name while it makes
-// the pool, then its own again.
-class NamedPool : public httplib::TaskQueue {
- public:
-  explicit NamedPool(size_t threads) : pool_(Naming(threads)) { NameThread("api listen"); }
-
-  void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
-  void shutdown() override { pool_.shutdown(); }
-
- private:
-  static size_t Naming(size_t threads) {
-    NameThread("api");
-    return threads;
-  }
-
-  httplib::ThreadPool pool_;
-};
 
 }  // namespace
 
 struct ApiServer::Impl {
+  class Session;
+
   Impl(ApiBackend b, ApiOptions o) : backend(std::move(b)), options(std::move(o)) {}
 
-  void Serve(const httplib::Request& req, httplib::Response& res,
-             const httplib::ContentReader* reader);
-  void Count(const std::string& path, int status);
+  void Accept();
+  // Runs `handle` on a worker thread, then `reply` with its answer on the loop.
+  void Count(std::string_view path, int status, std::chrono::steady_clock::time_point start);
+  ApiResponse HandleSafely(const ApiRequest& request);
 
   ApiBackend backend;
   ApiOptions options;
   std::unique_ptr<MetricsRegistry> own_metrics;  // when backend.metrics is null
   std::unique_ptr<ApiRouter> router;
-  httplib::Server server;
-  std::thread thread;
-  std::atomic<bool> listen_returned{false};
+
+  asio::io_context io{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> io_work;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> accept_retry;
+  std::thread loop;
+  asio::io_context work_io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard;
+  std::vector<std::thread> workers;
+
+  bool stopping = false;  // on the loop
+  std::mutex sessions_mu;
+  std::set<Session*> sessions;
+
   std::mutex mu;  // Start and Stop
   bool started = false;
   std::atomic<int> port{0};
 };
 
-void ApiServer::Impl::Serve(const httplib::Request& req, httplib::Response& res,
-                            const httplib::ContentReader* reader) {
-  const auto start = std::chrono::steady_clock::now();  // a duration, not a wall-clock reading
-  ApiRequest request;
-  request.method = req.method;
-  request.path = req.path;
-  request.query.insert(req.params.begin(), req.params.end());
-  request.authorization = req.get_header_value("Authorization");
+class ApiServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Impl& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+    std::lock_guard lock(server_.sessions_mu);
+    server_.sessions.insert(this);
+  }
+  ~Session() {
+    std::lock_guard lock(server_.sessions_mu);
+    server_.sessions.erase(this);
+  }
 
-  ApiResponse response;
-  bool read_ok = true;
-  bool too_large = false;
-  // Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 6.3).
-  if (reader && !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-    reader = nullptr;
+  void ReadHeader();
+  // At Stop: a connection waiting for its next request is closed; one with a request under way
+  // is closed once that request is answered.
+  void CloseIfIdle() {
+    if (waiting_ && buffer_.size() == 0) stream_.socket().close();
   }
-  if (reader) {
-    const auto limit = static_cast<size_t>(options.max_body_bytes);
-    size_t discarded = 0;
-    read_ok = (*reader)([&](const char* data, size_t size) {
-      if (!too_large && request.body.size() + size <= limit) {
-        request.body.append(data, size);
-        return true;
-      }
-      too_large = true;
-      discarded += size;
-      return discarded <= kMaxDrainBytes;
-    });
-    // httplib refuses a Content-Length over payload_max_length itself (status 413).
-    too_large = too_large || res.status == 413;
-  } else {
-    request.body = req.body;
+
+ private:
+  void OnHeader(const ErrorCode& ec);
+  void ReadBody();
+  void OnBody(const ErrorCode& ec);
+  // An error the parser found: answered, then the connection is closed.
+  void Refuse(const ErrorCode& ec);
+  void Dispatch();
+  void AdvanceEvents(std::vector<NewEvent> events);
+  // On the loop: writes the answer, then reads the next request or closes.
+  void Reply(ApiResponse response);
+  void OnWritten(const ErrorCode& ec);
+  void Close();
+  // Reads and discards what the client still sends (up to kMaxDrainBytes), then closes.
+  void Drain();
+
+  Impl& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  ApiRequest request_;
+  std::chrono::steady_clock::time_point start_;
+  bool waiting_ = false;     // for the next request's first bytes
+  bool keep_alive_ = false;  // after the answer being written
+  bool drain_ = false;       // the request's body was not read whole
+  bool draining_ = false;
+  std::string out_;
+  uint64_t drained_ = 0;
+};
+
+void ApiServer::Impl::Session::ReadHeader() {
+  if (server_.stopping) return Close();
+  request_ = ApiRequest{};
+  parser_.emplace();
+  parser_->body_limit(static_cast<uint64_t>(server_.options.max_body_bytes));
+  parser_->header_limit(kMaxHeaderBytes);
+  waiting_ = true;
+  stream_.expires_after(kIdleTimeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](const ErrorCode& ec, size_t) {
+                            self->waiting_ = false;
+                            self->OnHeader(ec);
+                          });
+}
+
+void ApiServer::Impl::Session::OnHeader(const ErrorCode& ec) {
+  start_ = std::chrono::steady_clock::now();  // a duration, not a wall-clock reading
+  if (ec) return Refuse(ec);
+  const auto& req = parser_->get();
+  if (req.target().size() > kMaxRequestLine) {
+    drain_ = true;
+    return Reply(ErrorResponse(414, "uri_too_long", "the request line is too long"));
   }
-  if (too_large) {
-    response = ErrorResponse(413, "body_too_large", ErrorMessageFor(413, options.max_body_bytes));
-    response.headers.emplace_back("Connection", "close");
-  } else if (!read_ok) {
-    response = ErrorResponse(400, "invalid_request", "the request body could not be read");
-    response.headers.emplace_back("Connection", "close");
-  } else {
+  const auto method = req.method();
+  if ((method == http::verb::get || method == http::verb::head || method == http::verb::options) &&
+      req.find(http::field::transfer_encoding) != req.end()) {
+    // A chunked body where none belongs: not read, the connection closes after the answer.
+    drain_ = true;
+    ApiResponse r = ErrorResponse(400, "invalid_request",
+                                  std::string(req.method_string()) + " requests carry no body");
+    request_.path = std::string(req.target().substr(0, req.target().find('?')));
+    return Reply(std::move(r));
+  }
+  if (parser_->is_done()) return Dispatch();
+  const auto expect = req[http::field::expect];
+  if (beast::iequals(expect, "100-continue")) {
+    // The client waits for this before it sends the body (curl does, for large bodies).
+    out_ = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(kIoTimeout);
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = shared_from_this()](const ErrorCode& e, size_t) {
+                        if (e) return self->Close();
+                        self->ReadBody();
+                      });
+    return;
+  }
+  ReadBody();
+}
+
+void ApiServer::Impl::Session::ReadBody() {
+  stream_.expires_after(kIoTimeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnBody(ec); });
+}
+
+void ApiServer::Impl::Session::OnBody(const ErrorCode& ec) {
+  if (ec) return Refuse(ec);
+  Dispatch();
+}
+
+void ApiServer::Impl::Session::Refuse(const ErrorCode& ec) {
+  if (parser_->is_header_done()) {
+    request_.path =
+        std::string(parser_->get().target().substr(0, parser_->get().target().find('?')));
+  }
+  const int64_t max_body = server_.options.max_body_bytes;
+  if (ec == http::error::body_limit) {
+    drain_ = true;
+    return Reply(
+        ErrorResponse(413, "body_too_large",
+                      "the request body is larger than " + std::to_string(max_body) + " bytes"));
+  }
+  if (ec == http::error::header_limit) {
+    drain_ = true;
+    // The parser takes the request line first, then the fields, each within the limit: no
+    // target yet means the request line alone was too long.
+    if (parser_->get().target().empty()) {
+      return Reply(ErrorResponse(414, "uri_too_long", "the request line is too long"));
+    }
+    return Reply(ErrorResponse(400, "invalid_request", "the request headers are too large"));
+  }
+  if (IsQuietEnd(ec) || ec == http::error::partial_message) {
+    // The client went away, closed its idle connection, or stalled past the timeout.
+    return Close();
+  }
+  drain_ = true;
+  if (parser_->is_header_done()) {
+    return Reply(ErrorResponse(400, "invalid_request", "the request body could not be read"));
+  }
+  Reply(ErrorResponse(400, "invalid_request", "malformed HTTP request"));
+}
+
+void ApiServer::Impl::Session::Dispatch() {
+  auto& req = parser_->get();
+  request_.method = std::string(req.method_string());
+  const std::string_view target = View(req.target());
+  const size_t question = target.find('?');
+  request_.path = Decode(target.substr(0, question), false);
+  request_.query.clear();
+  if (question != std::string_view::npos) ParseQuery(target.substr(question + 1), request_.query);
+  request_.authorization = std::string(req[http::field::authorization]);
+  request_.body = std::move(req.body());
+  stream_.expires_never();  // while the request is handled
+
+  Impl& s = server_;
+  if (s.backend.advance_events && request_.method == "POST" && request_.path == "/v1/events") {
+    std::variant<ApiResponse, std::vector<NewEvent>> prepared;
     try {
-      response = router->Handle(request);
+      prepared = s.router->PrepareEvents(request_);
     } catch (const std::exception& e) {
       LogError("HTTP handler failed",
-               {{"method", req.method}, {"route", RouteLabel(req.path)}, {"error", e.what()}});
-      response = ErrorResponse(500, "internal", "internal error");
+               {{"method", request_.method}, {"route", "/v1/events"}, {"error", e.what()}});
+      return Reply(ErrorResponse(500, "internal", "internal error"));
     }
+    if (auto* refused = std::get_if<ApiResponse>(&prepared)) return Reply(std::move(*refused));
+    return AdvanceEvents(std::move(std::get<std::vector<NewEvent>>(prepared)));
   }
-  Write(response, res);
-  Count(req.path, response.status);
+  // The answer is posted back while the loop is kept running for it.
+  auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
+      s.io.get_executor());
+  asio::post(s.work_io, [self = shared_from_this(), guard] {
+    ApiResponse response = self->server_.HandleSafely(self->request_);
+    asio::post(self->server_.io, [self, response = std::move(response)]() mutable {
+      self->Reply(std::move(response));
+    });
+  });
+}
 
+void ApiServer::Impl::Session::AdvanceEvents(std::vector<NewEvent> events) {
+  Impl& s = server_;
+  const auto accepted = static_cast<int64_t>(events.size());
+  auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
+      s.io.get_executor());
+  // Called once. The loop is kept running until then, and no longer: `done` may outlive it.
+  auto answer = [self = shared_from_this(), accepted, guard](const Status& status) {
+    asio::post(self->server_.io, [self, accepted, status] {
+      self->Reply(self->server_.router->EventsAnswer(status, accepted));
+    });
+    guard->reset();
+  };
+  s.backend.advance_events(
+      std::move(events), [&s, answer](std::optional<Status> status, std::vector<NewEvent>&& back) {
+        if (status) return answer(*status);
+        // Declined: appended to the inbox, which blocks, so on a worker thread.
+        asio::post(s.work_io, [&s, answer, events = std::move(back)]() mutable {
+          Status appended = Status::Ok();
+          try {
+            appended = s.backend.append_events(std::move(events));
+          } catch (const std::exception& e) {
+            LogError("HTTP handler failed",
+                     {{"method", "POST"}, {"route", "/v1/events"}, {"error", e.what()}});
+            appended = Error{"internal", e.what()};
+          }
+          answer(appended);
+        });
+      });
+}
+
+void ApiServer::Impl::Session::Reply(ApiResponse response) {
+  server_.Count(request_.path, response.status, start_);
+  bool close = drain_ || server_.stopping || !parser_ || !parser_->is_header_done() ||
+               !parser_->keep_alive();
+  for (const auto& [name, value] : response.headers) {
+    if (beast::iequals(name, "Connection") && beast::iequals(value, "close")) close = true;
+  }
+  keep_alive_ = !close;
+  const bool head =
+      parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head;
+  out_.clear();
+  out_ += "HTTP/1.1 ";
+  out_ += std::to_string(response.status);
+  out_ += ' ';
+  out_ += View(http::obsolete_reason(static_cast<http::status>(response.status)));
+  out_ += "\r\nContent-Type: ";
+  out_ += response.content_type;
+  out_ += "\r\nContent-Length: ";
+  out_ += std::to_string(response.body.size());
+  for (const auto& [name, value] : response.headers) {
+    if (beast::iequals(name, "Connection")) continue;
+    out_ += "\r\n";
+    out_ += name;
+    out_ += ": ";
+    out_ += value;
+  }
+  if (close) {
+    out_ += "\r\nConnection: close";
+  } else if (parser_->get().version() < 11) {
+    out_ += "\r\nConnection: keep-alive";
+  }
+  out_ += "\r\n\r\n";
+  if (!head) out_ += response.body;
+  stream_.expires_after(kIoTimeout);
+  asio::async_write(
+      stream_, asio::buffer(out_),
+      [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnWritten(ec); });
+}
+
+void ApiServer::Impl::Session::OnWritten(const ErrorCode& ec) {
+  if (ec) return Close();
+  if (keep_alive_) return ReadHeader();
+  if (drain_) return Drain();
+  Close();
+}
+
+void ApiServer::Impl::Session::Close() {
+  ErrorCode ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
+}
+
+void ApiServer::Impl::Session::Drain() {
+  if (!draining_) {
+    draining_ = true;
+    ErrorCode ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    drained_ = buffer_.size();
+    buffer_.clear();
+  }
+  if (drained_ > kMaxDrainBytes) return Close();
+  stream_.expires_after(kIoTimeout);
+  stream_.async_read_some(buffer_.prepare(64 << 10),
+                          [self = shared_from_this()](const ErrorCode& ec, size_t n) {
+                            if (ec) return self->Close();
+                            self->drained_ += n;
+                            self->Drain();
+                          });
+}
+
+void ApiServer::Impl::Accept() {
+  acceptor->async_accept(io, [this](const ErrorCode& ec, tcp::socket socket) {
+    if (stopping || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Out of descriptors or memory: try again shortly rather than spin.
+      LogWarn("cannot accept an HTTP connection", {{"error", ec.message()}});
+      accept_retry->expires_after(std::chrono::milliseconds(100));
+      accept_retry->async_wait([this](const ErrorCode& e) {
+        if (!e && !stopping) Accept();
+      });
+      return;
+    }
+    // Without TCP_NODELAY, Nagle's algorithm could hold an answer's tail until the client's
+    // delayed ACK (40 ms).
+    ErrorCode ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::make_shared<Session>(*this, std::move(socket))->ReadHeader();
+    Accept();
+  });
+}
+
+ApiResponse ApiServer::Impl::HandleSafely(const ApiRequest& request) {
+  try {
+    return router->Handle(request);
+  } catch (const std::exception& e) {
+    LogError(
+        "HTTP handler failed",
+        {{"method", request.method}, {"route", RouteLabel(request.path)}, {"error", e.what()}});
+  } catch (...) {
+    LogError("HTTP handler failed",
+             {{"method", request.method}, {"route", RouteLabel(request.path)}});
+  }
+  return ErrorResponse(500, "internal", "internal error");
+}
+
+void ApiServer::Impl::Count(std::string_view path, int status,
+                            std::chrono::steady_clock::time_point start) {
+  const std::string route = RouteLabel(path);
+  backend.metrics
+      ->Counter("itinera_http_requests_total", "HTTP requests answered, by route and status.",
+                {{"route", route}, {"code", std::to_string(status)}})
+      .Increment();
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   backend.metrics
       ->Histogram("itinera_http_request_seconds",
                   "Time to handle an HTTP request (body read included), by route.",
-                  {{"route", RouteLabel(req.path)}})
+                  {{"route", route}})
       .Observe(elapsed.count());
-}
-
-void ApiServer::Impl::Count(const std::string& path, int status) {
-  backend.metrics
-      ->Counter("itinera_http_requests_total", "HTTP requests answered, by route and status.",
-                {{"route", RouteLabel(path)}, {"code", std::to_string(status)}})
-      .Increment();
 }
 
 ApiServer::ApiServer(ApiBackend backend, ApiOptions options)
@@ -204,109 +500,71 @@ Status ApiServer::Start() {
   }
   s.router = std::make_unique<ApiRouter>(s.backend, s.options);
 
-  httplib::Server& server = s.server;
-  const int threads = s.options.threads;
-  server.new_task_queue = [threads] { return new NamedPool(threads); };
-  server.set_payload_max_length(static_cast<size_t>(s.options.max_body_bytes));
-  // Responses go out as headers then body: without TCP_NODELAY, Nagle's algorithm holds the
-  // body until the client's delayed ACK (40 ms), capping each keep-alive connection at ~25
-  // requests per second.
-  server.set_tcp_nodelay(true);
-  // A keep-alive connection serves up to 100 requests (Apache's default for a server that, like
-  // this one, gives a connection a thread while it is open), not httplib's 5: a client sending
-  // events one by one reconnected every five. The bound still hands the thread to a waiting
-  // client now and then.
-  server.set_keep_alive_max_count(100);
-  // httplib's default sets SO_REUSEPORT, which lets a second daemon bind the same port and
-  // silently share its traffic. SO_REUSEADDR alone still allows a quick restart.
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-
-  auto serve = [&s](const httplib::Request& req, httplib::Response& res) {
-    s.Serve(req, res, nullptr);
-  };
-  auto serve_body = [&s](const httplib::Request& req, httplib::Response& res,
-                         const httplib::ContentReader& reader) { s.Serve(req, res, &reader); };
-  const std::string any = ".*";
-  server.Get(any, serve);  // also HEAD
-  server.Options(any, serve);
-  // httplib picks the content-reader variant when a body is expected, the plain one otherwise.
-  server.Post(any, serve_body);
-  server.Post(any, serve);
-  server.Put(any, serve_body);
-  server.Put(any, serve);
-  server.Patch(any, serve_body);
-  server.Patch(any, serve);
-  server.Delete(any, serve_body);
-  server.Delete(any, serve);
-
-  server.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
-    // httplib would buffer a chunked body on a GET whole, ignoring payload_max_length.
-    if (req.has_header("Transfer-Encoding") &&
-        (req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS")) {
-      Write(ErrorResponse(400, "invalid_request", req.method + " requests carry no body"), res);
-      res.set_header("Connection", "close");
-      s.Count(req.path, res.status);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // Answers httplib makes itself (status set, no body) get the API's error shape.
-  const int64_t max_body = s.options.max_body_bytes;
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [&s, max_body](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours
-        Write(ErrorResponse(res.status, ErrorCodeFor(res.status),
-                            ErrorMessageFor(res.status, max_body)),
-              res);
-        s.Count(req.path, res.status);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  // Serve catches std::exception itself; this is for anything else thrown.
-  server.set_exception_handler(
-      [&s](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
-        LogError("HTTP handler failed", {{"method", req.method}, {"route", RouteLabel(req.path)}});
-        Write(ErrorResponse(500, "internal", "internal error"), res);
-        s.Count(req.path, res.status);
-      });
-
   const std::string address = s.options.host + ":" + std::to_string(s.options.port);
-  errno = 0;
-  int bound = s.options.port;
-  if (s.options.port == 0) {
-    bound = server.bind_to_any_port(s.options.host);
-  } else if (!server.bind_to_port(s.options.host, s.options.port)) {
-    bound = -1;
+  ErrorCode ec;
+  tcp::resolver resolver(s.io);
+  // An empty host is every IPv4 interface.
+  auto endpoints = resolver.resolve(s.options.host.empty() ? "0.0.0.0" : s.options.host,
+                                    std::to_string(s.options.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty()) {
+    return Error{"listen", "cannot listen on " + address + ": " +
+                               (ec ? ec.message() : "the host has no address")};
   }
-  if (bound < 0) {
-    const int error = errno;
-    std::string why = error == EADDRINUSE ? "the address is already in use (is another "
-                                            "itinera serve running?)"
-                      : error != 0        ? std::strerror(error)
-                                          : "the address cannot be bound";
+  tcp::acceptor acceptor(s.io);
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  acceptor.open(endpoint.protocol(), ec);
+  // SO_REUSEADDR allows a quick restart; SO_REUSEPORT is not set, so a second daemon cannot
+  // bind the same port and silently share its traffic.
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    std::string why = ec == asio::error::address_in_use
+                          ? "the address is already in use (is another itinera serve running?)"
+                          : ec.message();
     return Error{"listen", "cannot listen on " + address + ": " + why};
   }
-  s.port = bound;
+  s.port = acceptor.local_endpoint().port();
+  s.acceptor.emplace(std::move(acceptor));
+  s.accept_retry.emplace(s.io);
   s.started = true;
-  s.thread = std::thread([&s] {
-    NameThread("api listen");
-    s.server.listen_after_bind();
-    s.listen_returned = true;
-  });
-  // Stop() is only safe once the accept loop runs (httplib ignores stop() before that).
-  while (!s.server.is_running() && !s.listen_returned) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  s.io_work.emplace(s.io.get_executor());
+  s.work_guard.emplace(s.work_io.get_executor());
+  for (int i = 0; i < s.options.threads; ++i) {
+    s.workers.emplace_back([&s] {
+      NameThread("api work");
+      s.work_io.run();
+    });
   }
+  s.Accept();
+  s.loop = std::thread([&s] {
+    NameThread("api");
+    s.io.run();
+  });
   return Status::Ok();
 }
 
 void ApiServer::Stop() {
   std::lock_guard lock(impl_->mu);
-  if (!impl_->thread.joinable()) return;
-  impl_->server.stop();
-  impl_->thread.join();  // the worker pool finishes in-flight requests before listen returns
+  Impl& s = *impl_;
+  if (!s.loop.joinable()) return;
+  asio::post(s.io, [&s] {
+    s.stopping = true;
+    ErrorCode ignored;
+    s.acceptor->close(ignored);
+    s.accept_retry->cancel();
+    std::lock_guard sessions_lock(s.sessions_mu);
+    for (Impl::Session* session : s.sessions) session->CloseIfIdle();
+  });
+  // The loop returns once every connection is closed and every request it has taken is
+  // answered (a request waiting on a worker or on advance_events holds a work guard).
+  s.io_work.reset();
+  s.loop.join();
+  s.work_guard.reset();
+  for (std::thread& t : s.workers) t.join();
+  s.workers.clear();
 }
 
 }  // namespace itinera::orch

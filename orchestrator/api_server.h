@@ -1,16 +1,18 @@
 // The HTTP API of `itinera serve`: events in, profiles, journeys, dead letters and metrics out,
 // and the tracking endpoints behind the links planted in emails (docs/api.md is the reference).
 //
-// ApiServer serves on its own pool of threads. It reads through ApiBackend::store and writes
-// only through the backend's callbacks, which the daemon provides: append_events (durable, group
-// committed, wakes the engine), upsert_customer (merges a profile patch and lets the journeys
-// react). An event is answered 2xx only after append_events returned Ok, so nothing acknowledged
-// is lost; a storage failure answers 503 with Retry-After. Errors are always
-// {"error": {"code", "message"}} with a 4xx status (5xx only for storage trouble or a bug).
+// ApiServer serves every connection from one event loop and runs what waits on the store on a
+// pool of worker threads (api_server.cc). It reads through ApiBackend::store and writes only
+// through the backend's callbacks, which the daemon provides: advance_events (the engine takes
+// the events and answers once they are committed), append_events (durable, group committed,
+// wakes the engine), upsert_customer (merges a profile patch and lets the journeys react). An
+// event is answered 2xx only once it is durable, so nothing acknowledged is lost; a storage
+// failure answers 503 with Retry-After. Errors are always {"error": {"code", "message"}} with a
+// 4xx status (5xx only for storage trouble or a bug).
 //
 // The backend (store, clock, metrics, callbacks) is borrowed and must outlive the server; every
 // part of it is called from several threads at once and must be thread-safe. ApiServer itself is
-// not copyable; Start, Stop and port may be called from any thread. cpp-httplib is used only in
+// not copyable; Start, Stop and port may be called from any thread. Boost.Beast is used only in
 // the implementation.
 #ifndef ITINERA_ORCHESTRATOR_API_SERVER_H_
 #define ITINERA_ORCHESTRATOR_API_SERVER_H_
@@ -19,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,8 +48,16 @@ struct ApiBackend {
   // Where the server records its metrics; null: a registry of the server's own (then /metrics
   // shows only the server's metrics).
   MetricsRegistry* metrics = nullptr;
-  // Durable (committed) when it returns Ok: group-committed by the daemon and wakes the engine.
+  // Appends to the inbox: durable (committed) when it returns Ok; group-committed by the daemon
+  // and wakes the engine.
   std::function<Status(std::vector<NewEvent>)> append_events;
+  // Optional. Hands the events to the engine to advance without the inbox, and answers through
+  // `done`, once, from any thread (possibly before it returns), without blocking on the caller:
+  // with their status (Ok: stored, advanced; an error: the request's answer), or with nullopt
+  // and the events back when it declines them, and the server appends them with append_events.
+  // `done` must not block.
+  using Advanced = std::function<void(std::optional<Status>, std::vector<NewEvent>&&)>;
+  std::function<void(std::vector<NewEvent>, Advanced done)> advance_events;
   // Merges the patch into the profile (and lets the journeys react to the change).
   std::function<Result<ProfileChange>(const std::string& customer, const nlohmann::json& patch)>
       upsert_customer;
@@ -60,7 +71,7 @@ struct ApiOptions {
   std::vector<std::string> api_tokens;  // empty: no authentication (loopback use)
   std::string tracking_secret;          // empty: every tracking link answers 404
   int64_t max_body_bytes = 1 << 20;     // larger request bodies get 413
-  int threads = 64;                     // worker threads (concurrent requests)
+  int threads = 64;  // worker threads: requests that wait on the store, run at once
 };
 
 class ApiServer {
@@ -76,7 +87,8 @@ class ApiServer {
   Status Start();
   // The bound port (the chosen one when options.port was 0); 0 before Start.
   int port() const;
-  // Stops accepting, waits for in-flight requests to finish. Idempotent.
+  // Stops accepting, closes idle connections, waits for the requests under way to be answered.
+  // Idempotent.
   void Stop();
 
  private:

@@ -93,7 +93,7 @@ ApiResponse ApiRouter::Track(const ApiRequest& request, TrackingKind kind,
   if (!event.id.empty()) event.body["id"] = event.id;
 
   if (record) {
-    Status appended = backend_.append_events({std::move(event)});
+    Status appended = Append({std::move(event)});
     if (appended.ok()) {
       count("itinera_tracking_hits_total", "Tracking links followed (events recorded), by kind.");
     } else {

@@ -329,9 +329,12 @@ int RunDaemon(const Config& config) {
   backend.store = store.get();
   backend.clock = &clock;
   backend.metrics = &metrics;
+  // Events go to the processor first; what it declines, the server appends to the inbox.
+  backend.advance_events = [&](std::vector<NewEvent> events, ApiBackend::Advanced done) {
+    processor.AdvanceAsync(std::move(events), std::move(done));
+  };
   backend.append_events = [&](std::vector<NewEvent> events) {
-    if (std::optional<Status> advanced = processor.Advance(events)) return *advanced;
-    return ingest.Append(std::move(events));  // declined: through the inbox
+    return ingest.Append(std::move(events));
   };
   backend.upsert_customer = [&](const std::string& customer,
                                 const json& patch) -> Result<ProfileChange> {

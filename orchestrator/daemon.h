@@ -4,8 +4,9 @@
 //  - the main thread runs a Boost.Asio io_context, the one owner of the event loop: it handles
 //    SIGTERM/SIGINT (graceful stop), SIGHUP (reload journeys and templates) and a one-second tick
 //    that wakes the workers and publishes metrics;
-//  - the HTTP API (cpp-httplib) answers on its own pool; accepted events are group-committed by
-//    EventIngest before the 2xx;
+//  - the HTTP API answers from its own event loop and worker pool; an accepted event is handed
+//    to the processor, or group-committed by EventIngest when the processor declines it, before
+//    the 2xx;
 //  - one processor thread advances customers (Processor::RunOnce, one commit per batch);
 //  - one thread per dispatcher lane delivers the outbox.
 // A graceful stop closes the API (in-flight requests finish), lets the processor finish and

@@ -516,10 +516,10 @@ Processor::Processor(Store& store, const Clock& clock, const JourneyRegistry& re
 
 Processor::~Processor() { Close(); }
 
-std::optional<Status> Processor::Advance(const std::vector<NewEvent>& events) {
+void Processor::AdvanceAsync(std::vector<NewEvent> events, Advanced done) {
   auto decline = [&] {
     ++stats_.declined;
-    return std::optional<Status>();
+    done(std::nullopt, std::move(events));
   };
   if (!options_.direct || options_.ownership || events.empty() ||
       events.size() > kMaxDirectEvents || behind_) {
@@ -528,19 +528,30 @@ std::optional<Status> Processor::Advance(const std::vector<NewEvent>& events) {
   for (const NewEvent& e : events) {
     if (e.customer.empty()) return decline();
   }
-  Arrival me;
-  me.events = &events;
-  std::unique_lock lock(arrivals_mu_);
-  if (closed_ || arrivals_.size() >= static_cast<size_t>(std::max(options_.batch, 1))) {
-    return decline();
+  {
+    std::lock_guard lock(arrivals_mu_);
+    if (closed_ || arrivals_.size() >= static_cast<size_t>(std::max(options_.batch, 1))) {
+      return decline();
+    }
+    arrivals_.push_back(new Arrival{std::move(events), std::move(done)});
   }
-  arrivals_.push_back(&me);
-  lock.unlock();
   if (options_.arrived) options_.arrived();
-  lock.lock();
-  me.cv.wait(lock, [&] { return me.done; });
-  if (!me.result) ++stats_.declined;
-  return me.result;
+}
+
+std::optional<Status> Processor::Advance(std::vector<NewEvent> events) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool answered = false;
+  std::optional<Status> result;
+  AdvanceAsync(std::move(events), [&](std::optional<Status> status, std::vector<NewEvent>&&) {
+    std::lock_guard lock(mu);
+    result = std::move(status);
+    answered = true;
+    cv.notify_one();  // under the lock: `cv` lives on this stack
+  });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return answered; });
+  return result;
 }
 
 void Processor::Close() {
@@ -562,13 +573,14 @@ void Processor::DeclineWaiting() {
 }
 
 void Processor::Finish(std::vector<Arrival*>& arrivals, const std::optional<Status>& result) {
-  if (arrivals.empty()) return;
-  std::lock_guard lock(arrivals_mu_);
   for (Arrival* a : arrivals) {
-    if (result && result->ok()) stats_.direct_events += static_cast<int64_t>(a->events->size());
-    a->result = result;
-    a->done = true;
-    a->cv.notify_one();  // under the lock: `a` lives on its waiter's stack
+    std::unique_ptr<Arrival> owned(a);
+    if (!result) {
+      ++stats_.declined;
+    } else if (result->ok()) {
+      stats_.direct_events += static_cast<int64_t>(a->events.size());
+    }
+    a->done(result, std::move(a->events));
   }
   arrivals.clear();
 }
@@ -583,7 +595,7 @@ std::vector<Processor::Arrival*> Processor::TakeArrivals(const InFlight& in_flig
     for (auto it = arrivals_.begin(); it != arrivals_.end();) {
       std::set<std::string> fresh;
       bool blocked = false;
-      for (const NewEvent& e : *(*it)->events) {
+      for (const NewEvent& e : (*it)->events) {
         if (in_flight.customers.count(e.customer) || in_flight.event_ids.count(e.id)) {
           blocked = true;
         }
@@ -600,7 +612,7 @@ std::vector<Processor::Arrival*> Processor::TakeArrivals(const InFlight& in_flig
       (fits ? taken : refused).push_back(*it);
       it = arrivals_.erase(it);
       if (!fits) continue;
-      for (const NewEvent& e : *taken.back()->events) {
+      for (const NewEvent& e : taken.back()->events) {
         if (chosen.insert(e.customer).second) customers.push_back(e.customer);
       }
     }
@@ -734,12 +746,12 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
   std::vector<Arrival*> kept, refused;
   std::vector<std::string> ids;  // of the requests kept
   for (Arrival* a : prepared.work->arrivals) {
-    const bool follows = std::all_of(a->events->begin(), a->events->end(), [&](const NewEvent& e) {
+    const bool follows = std::all_of(a->events.begin(), a->events.end(), [&](const NewEvent& e) {
       return static_cast<int>((*loaded)[e.customer].pending.size()) < options_.events_per_customer;
     });
     (follows ? kept : refused).push_back(a);
     if (!follows) continue;
-    for (const NewEvent& e : *a->events)
+    for (const NewEvent& e : a->events)
       if (!e.id.empty()) ids.push_back(e.id);
   }
   Finish(refused, std::nullopt);
@@ -754,7 +766,7 @@ Result<std::optional<Processor::Prepared>> Processor::Prepare(
   }
   std::map<std::string, std::vector<const NewEvent*>> arrived;
   for (Arrival* a : prepared.work->arrivals) {
-    for (const NewEvent& e : *a->events) {
+    for (const NewEvent& e : a->events) {
       if (e.id.empty() || seen.insert(e.id).second) arrived[e.customer].push_back(&e);
     }
   }

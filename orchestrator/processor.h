@@ -146,8 +146,15 @@ class Processor {
   // - a batch that fails before its commit, or whose commit is refused (nothing of it was
   //   stored). A storage error at the commit, whose outcome may be unknown, is returned as
   //   the request's status instead: appending the events again could store them twice.
-  // Blocks; another thread must be calling RunOnce. Thread-safe.
-  std::optional<Status> Advance(const std::vector<NewEvent>& events);
+  // Does not block: answers through `done`, once, from whichever thread settles the request
+  // (the committing thread, the one calling RunOnce, or the caller itself when it declines at
+  // once), with the status, or with nullopt and the events back when declined. `done` must not
+  // block: the batch's other requests wait for it. Another thread must be calling RunOnce.
+  // Thread-safe.
+  using Advanced = std::function<void(std::optional<Status>, std::vector<NewEvent>&&)>;
+  void AdvanceAsync(std::vector<NewEvent> events, Advanced done);
+  // AdvanceAsync, waiting for its answer.
+  std::optional<Status> Advance(std::vector<NewEvent> events);
   // Declines what Advance has queued and every later call (the daemon's stop: requests still
   // come in while the processor winds down). A batch already taken commits as usual.
   void Close();
@@ -160,12 +167,10 @@ class Processor {
   class Work;
   class Committer;
   struct Prepared;
-  // A request waiting in Advance.
+  // A request waiting in AdvanceAsync; owned by whoever holds it, deleted by Finish.
   struct Arrival {
-    const std::vector<NewEvent>* events = nullptr;
-    bool done = false;
-    std::optional<Status> result;  // once done: the commit's status; nullopt: declined
-    std::condition_variable cv;
+    std::vector<NewEvent> events;
+    Advanced done;
   };
   // The batch being committed: the next one leaves its customers out.
   struct InFlight {
@@ -187,7 +192,7 @@ class Processor {
   Status Commit(Batch& batch, int customers, std::vector<Arrival*>& arrivals);
   // Declines every request waiting in the queue.
   void DeclineWaiting();
-  // Answers the requests (under arrivals_mu_) and empties `arrivals`.
+  // Answers the requests, deletes them and empties `arrivals`. Not under arrivals_mu_.
   void Finish(std::vector<Arrival*>& arrivals, const std::optional<Status>& result);
   // Takes from the queue, in order, the requests none of whose customers or event ids is in
   // flight, as long as `customers` stays within `limit` (declining those that do not fit); adds

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <unordered_set>
@@ -39,9 +40,18 @@ void Setup(sqlite3* db) {
       nullptr, nullptr);
 }
 
+// SQLite counts every allocation it makes under one process-wide mutex unless told not to
+// before it initialises; nothing here reads those counts. Too late (SQLite already in use) it
+// changes nothing.
+void ConfigureOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  ConfigureOnce();
   if (path != ":memory:") {
     std::filesystem::path parent = std::filesystem::path(path).parent_path();
     std::error_code ec;

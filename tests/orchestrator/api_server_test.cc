@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -29,7 +30,64 @@ const Time kNow = *ParseTime("2026-11-22T10:00:00Z");
 struct ServerConfig {
   std::vector<std::string> tokens;
   int64_t max_body_bytes = 1 << 20;
+  int threads = 4;
+  // POST /v1/events goes to advance_events, which holds each request in held_ until the test
+  // answers it.
+  bool advance = false;
 };
+
+// One request (or several, pipelined) written on a fresh connection, and what came back until
+// `answers` answers were read, the server closed the connection, or 3 s passed.
+struct RawConnection {
+  explicit RawConnection(int port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    timeval timeout{3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  ~RawConnection() { ::close(fd); }
+
+  bool Send(const std::string& bytes) {
+    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+  // Reads until `answers` whole answers (head and Content-Length body) are in, or the server
+  // closes, or the read times out. Returns them, heads and bodies, as received.
+  std::vector<std::string> Read(int answers) {
+    std::vector<std::string> out;
+    while (static_cast<int>(out.size()) < answers) {
+      const size_t end = in.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        const std::string head = in.substr(0, end);
+        size_t length = 0;
+        const size_t at = head.find("Content-Length: ");
+        if (at != std::string::npos) length = std::stoul(head.substr(at + 16));
+        if (head.rfind("HTTP/1.1 100", 0) == 0) length = 0;
+        if (in.size() >= end + 4 + length) {
+          out.push_back(in.substr(0, end + 4 + length));
+          in.erase(0, end + 4 + length);
+          continue;
+        }
+      }
+      char buffer[4096];
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      in.append(buffer, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+  int fd = -1;
+  bool connected = false;
+  std::string in;
+};
+
+std::string StatusOf(const std::string& answer) { return answer.substr(9, 3); }
+std::string BodyOf(const std::string& answer) { return answer.substr(answer.find("\r\n\r\n") + 4); }
 
 class ApiTest : public ::testing::Test {
  protected:
@@ -55,6 +113,12 @@ class ApiTest : public ::testing::Test {
       if (fail_storage_) return Error{"storage", "disk on fire"};
       return store_.UpsertProfile(customer, patch);
     };
+    if (config.advance) {
+      backend.advance_events = [this](std::vector<NewEvent> events, ApiBackend::Advanced done) {
+        std::lock_guard lock(held_mu_);
+        held_.push_back({std::move(events), std::move(done)});
+      };
+    }
     backend.journeys = [this] {
       if (journeys_throw_) throw std::runtime_error("a bug");
       return std::vector<JourneyInfo>{
@@ -71,7 +135,7 @@ class ApiTest : public ::testing::Test {
     options.api_tokens = config.tokens;
     options.tracking_secret = kSecret;
     options.max_body_bytes = config.max_body_bytes;
-    options.threads = 4;
+    options.threads = config.threads;
     server_ = std::make_unique<ApiServer>(std::move(backend), std::move(options));
     Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.error().message;
@@ -133,6 +197,24 @@ class ApiTest : public ::testing::Test {
     return token.ok() ? *token : "";
   }
 
+  // Waits (up to 5 s) until advance_events holds `n` requests.
+  bool WaitHeld(size_t n) {
+    for (int i = 0; i < 5000; ++i) {
+      {
+        std::lock_guard lock(held_mu_);
+        if (held_.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  }
+
+  struct Held {
+    std::vector<NewEvent> events;
+    ApiBackend::Advanced done;
+  };
+  std::mutex held_mu_;
+  std::vector<Held> held_;
   MemoryStore store_;
   ManualClock clock_{kNow};
   MetricsRegistry metrics_;
@@ -1015,6 +1097,171 @@ TEST_F(ApiTest, HeadOnTrackingLinksRecordsNothing) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_TRUE(Events("c-1").empty());
+}
+
+// ---------------------------------------------------------------- the connections
+
+TEST_F(ApiTest, AnOpenConnectionDoesNotHoldAThread) {
+  ServerConfig config;
+  config.threads = 1;
+  StartServer(config);
+  const std::string request = "GET /v1/journeys HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  RawConnection first(server_->port());
+  ASSERT_TRUE(first.connected);
+  ASSERT_TRUE(first.Send(request));
+  ASSERT_EQ(first.Read(1).size(), 1u);
+  // The first connection stays open, idle; with one worker thread the second is served anyway.
+  RawConnection second(server_->port());
+  ASSERT_TRUE(second.connected);
+  ASSERT_TRUE(second.Send(request));
+  auto answers = second.Read(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(StatusOf(answers[0]), "200");
+  // And the first is still served.
+  ASSERT_TRUE(first.Send(request));
+  answers = first.Read(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(StatusOf(answers[0]), "200");
+}
+
+TEST_F(ApiTest, EventsWaitingToBeAdvancedHoldNoThread) {
+  ServerConfig config;
+  config.threads = 1;
+  config.advance = true;
+  StartServer(config);
+  std::vector<std::unique_ptr<RawConnection>> posts;
+  for (int i = 0; i < 5; ++i) {
+    const std::string body =
+        R"({"customer_id": "c-)" + std::to_string(i) + R"(", "type": "offer_opened"})";
+    posts.push_back(std::make_unique<RawConnection>(server_->port()));
+    ASSERT_TRUE(
+        posts.back()->Send("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                           "application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n" + body));
+  }
+  ASSERT_TRUE(WaitHeld(5));
+  // Five requests wait on the engine; the one worker thread still serves a read.
+  auto r = http().Get("/v1/journeys");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
+  std::vector<Held> held;
+  {
+    std::lock_guard lock(held_mu_);
+    held = std::move(held_);
+  }
+  ASSERT_EQ(held.size(), 5u);
+  std::map<std::string, size_t> by_customer;
+  for (size_t i = 0; i < held.size(); ++i) {
+    ASSERT_EQ(held[i].events.size(), 1u);
+    EXPECT_EQ(held[i].events[0].body["type"], "offer_opened");
+    by_customer[held[i].events[0].customer] = i;
+  }
+  // Answered from another thread: three advanced, one failed storage, one declined (the
+  // server appends it through append_events, the inbox).
+  std::thread answering([&] {
+    for (int i : {0, 1, 2}) held[by_customer["c-" + std::to_string(i)]].done(Status::Ok(), {});
+    held[by_customer["c-3"]].done(Status(Error{"storage", "disk on fire"}), {});
+    Held& declined = held[by_customer["c-4"]];
+    declined.done(std::nullopt, std::move(declined.events));
+  });
+  answering.join();
+  std::vector<std::string> statuses;
+  for (auto& post : posts) {
+    auto answers = post->Read(1);
+    statuses.push_back(answers.size() == 1 ? StatusOf(answers[0]) : "none");
+  }
+  EXPECT_EQ(statuses, (std::vector<std::string>{"202", "202", "202", "503", "202"}));
+  EXPECT_TRUE(Events("c-0").empty());  // advanced, not appended
+  EXPECT_TRUE(Events("c-3").empty());
+  ASSERT_EQ(Events("c-4").size(), 1u);
+  EXPECT_EQ(Events("c-4")[0].body["type"], "offer_opened");
+}
+
+TEST_F(ApiTest, StopWaitsForEventsBeingAdvanced) {
+  ServerConfig config;
+  config.advance = true;
+  StartServer(config);
+  httplib::Result result{nullptr, httplib::Error::Unknown};
+  std::thread request([&] { result = PostEvents(R"({"customer_id": "c-1", "type": "t"})"); });
+  ASSERT_TRUE(WaitHeld(1));
+  std::thread stopper([&] { server_->Stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // Stop is now waiting on it
+  {
+    std::lock_guard lock(held_mu_);
+    held_[0].done(Status::Ok(), {});
+  }
+  stopper.join();
+  request.join();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 202);
+}
+
+TEST_F(ApiTest, ExpectContinueIsAnswered) {
+  const std::string body = R"({"customer_id": "c-1", "type": "t"})";
+  RawConnection c(server_->port());
+  ASSERT_TRUE(
+      c.Send("POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+             "Content-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n"));
+  auto answers = c.Read(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0], "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(c.Send(body));
+  answers = c.Read(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(StatusOf(answers[0]), "202");
+  EXPECT_EQ(Events("c-1").size(), 1u);
+}
+
+TEST_F(ApiTest, PipelinedRequestsAreAnsweredInOrder) {
+  const std::string body = R"({"customer_id": "c-1", "type": "t"})";
+  RawConnection c(server_->port());
+  ASSERT_TRUE(
+      c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+             "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body +
+             "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  auto answers = c.Read(3);
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(StatusOf(answers[0]), "200");
+  EXPECT_EQ(StatusOf(answers[1]), "202");
+  EXPECT_EQ(StatusOf(answers[2]), "404");
+  EXPECT_NE(answers[2].find("Connection: close"), std::string::npos) << answers[2];
+  EXPECT_TRUE(c.Read(1).empty());  // and the server closed the connection
+}
+
+TEST_F(ApiTest, MalformedRequestsGetTheErrorShape) {
+  struct Case {
+    std::string bytes;
+    std::string status;
+    std::string code;
+  };
+  const std::vector<Case> cases = {
+      {"NOT HTTP AT ALL\r\n\r\n", "400", "invalid_request"},
+      {"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n", "400", "invalid_request"},
+      {"GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", "414", "uri_too_long"},
+      {"GET /healthz HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n", "400",
+       "invalid_request"},
+      {"POST /v1/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400",
+       "invalid_request"},
+      {"GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400",
+       "invalid_request"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.bytes.substr(0, 40));
+    RawConnection connection(server_->port());
+    ASSERT_TRUE(connection.Send(c.bytes));
+    auto answers = connection.Read(1);
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_EQ(StatusOf(answers[0]), c.status);
+    EXPECT_NE(answers[0].find("Connection: close"), std::string::npos);
+    json body = json::parse(BodyOf(answers[0]), nullptr, false);
+    EXPECT_EQ(body["error"]["code"], c.code) << answers[0];
+  }
+  auto r = http().Get("/healthz");  // the server is fine
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
 }
 
 }  // namespace

@@ -451,6 +451,58 @@ TEST_F(DirectTest, ARequestWithAnIdInFlightWaitsForTheNextBatch) {
   EXPECT_TRUE(Errors().empty());
 }
 
+// AdvanceAsync does not block: the request is answered from the thread that settles it, and a
+// declined request gets its events back for the inbox.
+TEST_F(DirectTest, AdvanceAsyncAnswersLaterAndGivesDeclinedEventsBack) {
+  gate_.Open(false);
+  struct OpenAtExit {
+    GateStore& gate;
+    ~OpenAtExit() { gate.Open(true); }
+  } open_at_exit{gate_};
+  Processor& p = Direct(gate_);
+
+  std::vector<std::optional<Status>> answers;
+  std::vector<size_t> returned;
+  std::vector<std::thread::id> threads;
+  std::mutex mu;
+  std::condition_variable cv;
+  auto done = [&](std::optional<Status> status, std::vector<NewEvent>&& events) {
+    std::lock_guard lock(mu);
+    answers.push_back(std::move(status));
+    returned.push_back(events.size());
+    threads.push_back(std::this_thread::get_id());
+    cv.notify_all();
+  };
+  std::vector<NewEvent> many(Processor::kMaxDirectEvents + 1, MakeEvent("c-2", "form_submitted"));
+  p.AdvanceAsync(many, done);  // declined at once, on this thread, with its events
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_FALSE(answers[0].has_value());
+    EXPECT_EQ(returned[0], many.size());
+    EXPECT_EQ(threads[0], std::this_thread::get_id());
+  }
+
+  p.AdvanceAsync({MakeEvent("c-1", "form_submitted")}, done);  // returns with its commit held
+  EXPECT_TRUE(Eventually([&] {
+    std::lock_guard lock(gate_.mu);
+    return gate_.waiting == 1;
+  }));
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(answers.size(), 1u);
+  }
+  gate_.Open(true);
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return answers.size() == 2; }));
+  ASSERT_TRUE(answers[1].has_value());
+  EXPECT_TRUE(answers[1]->ok());
+  EXPECT_NE(threads[1], std::this_thread::get_id());
+  EXPECT_EQ(p.stats().direct_events.load(), 1);
+  EXPECT_EQ(p.stats().declined.load(), 1);
+  EXPECT_TRUE(store_.PendingEvents("c-2", 10)->empty());  // nothing of the declined one stored
+}
+
 TEST_F(DirectTest, CloseDeclinesTheWaitingRequestsAndEveryLaterOne) {
   ProcessorOptions options;
   options.tracking_secret = "test-secret";
