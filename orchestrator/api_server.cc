@@ -158,23 +158,28 @@ class ApiServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadHeader();
-  // At Stop: a connection waiting for its next request is closed; one with a request under way
-  // is closed once that request is answered.
+  // At Stop: a connection waiting for its next request, or draining, is closed; one with a
+  // request under way is closed once that request is answered. The wait is cancelled, not the
+  // socket closed: a request the loop has already received completes, and is answered.
   void CloseIfIdle() {
-    if (waiting_ && buffer_.size() == 0) stream_.socket().close();
+    ErrorCode ignored;
+    if ((waiting_ && buffer_.size() == 0) || draining_) stream_.socket().cancel(ignored);
   }
 
  private:
   void OnHeader(const ErrorCode& ec);
+  // Reads the body piece by piece, each within kIoTimeout.
   void ReadBody();
-  void OnBody(const ErrorCode& ec);
   // An error the parser found: answered, then the connection is closed.
   void Refuse(const ErrorCode& ec);
   void Dispatch();
   void AdvanceEvents(std::vector<NewEvent> events);
   // On the loop: writes the answer, then reads the next request or closes.
   void Reply(ApiResponse response);
+  // Writes out_ from `written` on, each piece within kIoTimeout, then calls `then`.
+  void Write(size_t written, void (Session::*then)(const ErrorCode&));
   void OnWritten(const ErrorCode& ec);
+  void OnContinue(const ErrorCode& ec);
   void Close();
   // Reads and discards what the client still sends (up to kMaxDrainBytes), then closes.
   void Drain();
@@ -227,37 +232,34 @@ void ApiServer::Impl::Session::OnHeader(const ErrorCode& ec) {
     return Reply(std::move(r));
   }
   if (parser_->is_done()) return Dispatch();
-  const auto expect = req[http::field::expect];
-  if (beast::iequals(expect, "100-continue")) {
+  if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
     // The client waits for this before it sends the body (curl does, for large bodies).
     out_ = "HTTP/1.1 100 Continue\r\n\r\n";
-    stream_.expires_after(kIoTimeout);
-    asio::async_write(stream_, asio::buffer(out_),
-                      [self = shared_from_this()](const ErrorCode& e, size_t) {
-                        if (e) return self->Close();
-                        self->ReadBody();
-                      });
-    return;
+    return Write(0, &Session::OnContinue);
   }
   ReadBody();
 }
 
-void ApiServer::Impl::Session::ReadBody() {
-  stream_.expires_after(kIoTimeout);
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnBody(ec); });
+void ApiServer::Impl::Session::OnContinue(const ErrorCode& ec) {
+  if (ec) return Close();
+  ReadBody();
 }
 
-void ApiServer::Impl::Session::OnBody(const ErrorCode& ec) {
-  if (ec) return Refuse(ec);
-  Dispatch();
+void ApiServer::Impl::Session::ReadBody() {
+  if (parser_->is_done()) return Dispatch();
+  stream_.expires_after(kIoTimeout);
+  http::async_read_some(stream_, buffer_, *parser_,
+                        [self = shared_from_this()](const ErrorCode& ec, size_t) {
+                          if (ec) return self->Refuse(ec);
+                          self->ReadBody();
+                        });
 }
 
 void ApiServer::Impl::Session::Refuse(const ErrorCode& ec) {
-  if (parser_->is_header_done()) {
-    request_.path =
-        std::string(parser_->get().target().substr(0, parser_->get().target().find('?')));
-  }
+  // For the metrics' route label: the target is known once the request line is read (a
+  // Content-Length over the limit is refused before the header counts as done).
+  const auto target = parser_->get().target();
+  request_.path = std::string(target.substr(0, target.find('?')));
   const int64_t max_body = server_.options.max_body_bytes;
   if (ec == http::error::body_limit) {
     drain_ = true;
@@ -300,15 +302,18 @@ void ApiServer::Impl::Session::Dispatch() {
   Impl& s = server_;
   if (s.backend.advance_events && request_.method == "POST" && request_.path == "/v1/events") {
     std::variant<ApiResponse, std::vector<NewEvent>> prepared;
+    // Nothing may escape to the loop. A throwing advance_events has not taken the events.
     try {
       prepared = s.router->PrepareEvents(request_);
+      if (auto* refused = std::get_if<ApiResponse>(&prepared)) return Reply(std::move(*refused));
+      return AdvanceEvents(std::move(std::get<std::vector<NewEvent>>(prepared)));
     } catch (const std::exception& e) {
       LogError("HTTP handler failed",
                {{"method", request_.method}, {"route", "/v1/events"}, {"error", e.what()}});
-      return Reply(ErrorResponse(500, "internal", "internal error"));
+    } catch (...) {
+      LogError("HTTP handler failed", {{"method", request_.method}, {"route", "/v1/events"}});
     }
-    if (auto* refused = std::get_if<ApiResponse>(&prepared)) return Reply(std::move(*refused));
-    return AdvanceEvents(std::move(std::get<std::vector<NewEvent>>(prepared)));
+    return Reply(ErrorResponse(500, "internal", "internal error"));
   }
   // The answer is posted back while the loop is kept running for it.
   auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
@@ -384,10 +389,18 @@ void ApiServer::Impl::Session::Reply(ApiResponse response) {
   }
   out_ += "\r\n\r\n";
   if (!head) out_ += response.body;
+  Write(0, &Session::OnWritten);
+}
+
+void ApiServer::Impl::Session::Write(size_t written, void (Session::*then)(const ErrorCode&)) {
+  if (written == out_.size()) return (this->*then)(ErrorCode());
   stream_.expires_after(kIoTimeout);
-  asio::async_write(
-      stream_, asio::buffer(out_),
-      [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnWritten(ec); });
+  stream_.async_write_some(
+      asio::buffer(out_.data() + written, out_.size() - written),
+      [self = shared_from_this(), written, then](const ErrorCode& ec, size_t n) {
+        if (ec) return ((*self).*then)(ec);
+        self->Write(written + n, then);
+      });
 }
 
 void ApiServer::Impl::Session::OnWritten(const ErrorCode& ec) {
@@ -410,9 +423,9 @@ void ApiServer::Impl::Session::Drain() {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     drained_ = buffer_.size();
     buffer_.clear();
+    stream_.expires_after(kIoTimeout);  // for the whole drain
   }
   if (drained_ > kMaxDrainBytes) return Close();
-  stream_.expires_after(kIoTimeout);
   stream_.async_read_some(buffer_.prepare(64 << 10),
                           [self = shared_from_this()](const ErrorCode& ec, size_t n) {
                             if (ec) return self->Close();

@@ -55,7 +55,8 @@ struct ApiBackend {
   // `done`, once, from any thread (possibly before it returns), without blocking on the caller:
   // with their status (Ok: stored, advanced; an error: the request's answer), or with nullopt
   // and the events back when it declines them, and the server appends them with append_events.
-  // `done` must not block.
+  // `done` must not block. If advance_events throws, it has not taken the events and `done` is
+  // not called.
   using Advanced = std::function<void(std::optional<Status>, std::vector<NewEvent>&&)>;
   std::function<void(std::vector<NewEvent>, Advanced done)> advance_events;
   // Merges the patch into the profile (and lets the journeys react to the change).

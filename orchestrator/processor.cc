@@ -528,12 +528,17 @@ void Processor::AdvanceAsync(std::vector<NewEvent> events, Advanced done) {
   for (const NewEvent& e : events) {
     if (e.customer.empty()) return decline();
   }
+  auto arrival = std::make_unique<Arrival>(Arrival{std::move(events), std::move(done)});
   {
     std::lock_guard lock(arrivals_mu_);
-    if (closed_ || arrivals_.size() >= static_cast<size_t>(std::max(options_.batch, 1))) {
-      return decline();
+    if (!closed_ && arrivals_.size() < static_cast<size_t>(std::max(options_.batch, 1))) {
+      arrivals_.push_back(arrival.get());
+      arrival.release();  // the queue owns it
     }
-    arrivals_.push_back(new Arrival{std::move(events), std::move(done)});
+  }
+  if (arrival) {  // declined, outside the lock: `done` may take locks of its own
+    ++stats_.declined;
+    return arrival->done(std::nullopt, std::move(arrival->events));
   }
   if (options_.arrived) options_.arrived();
 }

@@ -149,8 +149,8 @@ class Processor {
   // Does not block: answers through `done`, once, from whichever thread settles the request
   // (the committing thread, the one calling RunOnce, or the caller itself when it declines at
   // once), with the status, or with nullopt and the events back when declined. `done` must not
-  // block: the batch's other requests wait for it. Another thread must be calling RunOnce.
-  // Thread-safe.
+  // block: the batch's other requests wait for it. If AdvanceAsync throws, `done` is not called.
+  // Another thread must be calling RunOnce. Thread-safe.
   using Advanced = std::function<void(std::optional<Status>, std::vector<NewEvent>&&)>;
   void AdvanceAsync(std::vector<NewEvent> events, Advanced done);
   // AdvanceAsync, waiting for its answer.

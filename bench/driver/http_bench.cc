@@ -34,9 +34,10 @@ std::pair<std::string, int> HostPort(const std::string& text) {
 
 // The hello-world server: GET answers "Hello, World!"; POST answers as a Twilio-compatible SMS
 // API does (201 with a message sid), so the same server is the SMS provider of the delivery
-// benchmarks. `on_post` sees every POST body. Set up as the daemon's API server is: a pool of
-// 64 threads (httplib gives a keep-alive connection a thread of its own, so a smaller pool
-// leaves clients waiting for one), up to 100 requests per keep-alive connection, and TCP_NODELAY
+// benchmarks. `on_post` sees every POST body. Set up as the daemon's API server was while it
+// used cpp-httplib: a pool of 64 threads (httplib gives a keep-alive connection a thread of its
+// own, so a smaller pool leaves clients waiting for one), up to 100 requests per keep-alive
+// connection, and TCP_NODELAY
 // (without it Nagle's algorithm and the client's delayed ACK hold every answer 40 ms, and the
 // reference would measure that).
 void HelloRoutes(httplib::Server& server, std::function<void(const std::string&)> on_post) {

@@ -766,6 +766,31 @@ TEST_F(ApiTest, BodiesOverTheLimitAre413) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 202);
   EXPECT_EQ(Events("c-1").size(), 2u);
+
+  // Refused on its Content-Length alone, the request still counts under its route.
+  r = http().Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->body.find("itinera_http_requests_total{code=\"413\",route=\"/v1/events\"} 2\n"),
+            std::string::npos)
+      << r->body;
+}
+
+// The read timeout is for a stall, not for the whole body: a slow client's body is read.
+TEST_F(ApiTest, ASlowBodyIsReadAsLongAsItKeepsComing) {
+  const std::string body = R"({"customer_id": "c-1", "type": "t"})";
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n"));
+  const size_t pieces = 7;  // 6.3 s in all, more than the 5 s a stall may take
+  for (size_t i = 0; i < pieces; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    const size_t from = body.size() * i / pieces, to = body.size() * (i + 1) / pieces;
+    ASSERT_TRUE(c.Send(body.substr(from, to - from)));
+  }
+  auto answers = c.Read(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(StatusOf(answers[0]), "202");
+  EXPECT_EQ(Events("c-1").size(), 1u);
 }
 
 TEST_F(ApiTest, TokensAreRequiredOnV1Only) {

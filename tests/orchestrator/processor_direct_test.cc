@@ -503,6 +503,28 @@ TEST_F(DirectTest, AdvanceAsyncAnswersLaterAndGivesDeclinedEventsBack) {
   EXPECT_TRUE(store_.PendingEvents("c-2", 10)->empty());  // nothing of the declined one stored
 }
 
+// A declined request is answered outside the processor's locks: its callback may call the
+// processor again.
+TEST_F(DirectTest, ADeclinedRequestIsAnsweredOutsideTheProcessorsLock) {
+  ProcessorOptions options;
+  options.tracking_secret = "test-secret";
+  options.direct = true;
+  Processor p(store_, clock_, *registry_, config_.directory, options);
+  p.Close();
+  auto answered = std::async(std::launch::async, [&] {
+    bool declined = false;
+    p.AdvanceAsync({MakeEvent("c-1", "x")},
+                   [&](std::optional<Status> status, std::vector<NewEvent>&& events) {
+                     p.Close();  // takes the queue's lock
+                     declined = !status && events.size() == 1;
+                   });
+    return declined;
+  });
+  ASSERT_EQ(answered.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the callback ran under the lock";
+  EXPECT_TRUE(answered.get());
+}
+
 TEST_F(DirectTest, CloseDeclinesTheWaitingRequestsAndEveryLaterOne) {
   ProcessorOptions options;
   options.tracking_secret = "test-secret";
