@@ -137,7 +137,8 @@ struct ApiServer::Impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_guard;
   std::vector<std::thread> workers;
 
-  bool stopping = false;  // on the loop
+  bool stopping = false;        // on the loop
+  bool accept_failing = false;  // on the loop: the last accept failed
   std::mutex sessions_mu;
   std::set<Session*> sessions;
 
@@ -438,14 +439,17 @@ void ApiServer::Impl::Accept() {
   acceptor->async_accept(io, [this](const ErrorCode& ec, tcp::socket socket) {
     if (stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
-      // Out of descriptors or memory: try again shortly rather than spin.
-      LogWarn("cannot accept an HTTP connection", {{"error", ec.message()}});
+      // Out of descriptors or memory: try again shortly rather than spin; said once.
+      if (!accept_failing) LogWarn("cannot accept an HTTP connection", {{"error", ec.message()}});
+      accept_failing = true;
       accept_retry->expires_after(std::chrono::milliseconds(100));
       accept_retry->async_wait([this](const ErrorCode& e) {
         if (!e && !stopping) Accept();
       });
       return;
     }
+    if (accept_failing) LogInfo("accepting HTTP connections again");
+    accept_failing = false;
     // Without TCP_NODELAY, Nagle's algorithm could hold an answer's tail until the client's
     // delayed ACK (40 ms).
     ErrorCode ignored;

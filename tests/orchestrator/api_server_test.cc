@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1145,6 +1146,52 @@ TEST_F(ApiTest, AnOpenConnectionDoesNotHoldAThread) {
   // And the first is still served.
   ASSERT_TRUE(first.Send(request));
   answers = first.Read(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(StatusOf(answers[0]), "200");
+}
+
+// Out of descriptors, the server leaves new connections in the kernel's queue and takes them
+// once one is free, rather than failing or spinning.
+TEST_F(ApiTest, AtTheDescriptorLimitNewConnectionsWaitTheirTurn) {
+  // The limit bounds descriptor numbers, and a new descriptor takes the lowest free one: leave
+  // three free below it, for one connection (its client end and its server end) and the next
+  // one's client end.
+  auto open = [](int fd) {  // without a descriptor of its own, as listing the folder would
+    char target[256];
+    return readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), target, sizeof target) > 0;
+  };
+  int free_below = 0, limit = 0;
+  while (free_below < 3) {
+    if (!open(limit)) ++free_below;
+    ++limit;
+  }
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &before), 0);
+  rlimit low = before;
+  low.rlim_cur = static_cast<rlim_t>(limit);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  struct Restore {
+    rlimit limit;
+    ~Restore() { setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{before};
+
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto first = std::make_unique<RawConnection>(server_->port());
+  ASSERT_TRUE(first->connected);
+  ASSERT_TRUE(first->Send(request));
+  ASSERT_EQ(first->Read(1).size(), 1u);
+  RawConnection second(server_->port());  // its client end takes the last descriptor
+  ASSERT_TRUE(second.connected);
+  ASSERT_TRUE(second.Send(request));
+  timeval short_wait{0, 500000};
+  setsockopt(second.fd, SOL_SOCKET, SO_RCVTIMEO, &short_wait, sizeof short_wait);
+  auto got = second.Read(1);
+  EXPECT_TRUE(got.empty());  // not accepted: the server has no descriptor for it
+
+  first.reset();  // the server closes its end too, and takes the waiting connection
+  timeval long_wait{5, 0};
+  setsockopt(second.fd, SOL_SOCKET, SO_RCVTIMEO, &long_wait, sizeof long_wait);
+  auto answers = second.Read(1);
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_EQ(StatusOf(answers[0]), "200");
 }
