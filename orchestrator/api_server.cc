@@ -19,7 +19,6 @@
 #include "orchestrator/api_server.h"
 
 #include <atomic>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -33,7 +32,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
-#include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -119,7 +117,7 @@ struct ApiServer::Impl {
   Impl(ApiBackend b, ApiOptions o) : backend(std::move(b)), options(std::move(o)) {}
 
   void Accept();
-  // Runs `handle` on a worker thread, then `reply` with its answer on the loop.
+  // Counts an answer in the HTTP metrics, with the time since `start`.
   void Count(std::string_view path, int status, std::chrono::steady_clock::time_point start);
   ApiResponse HandleSafely(const ApiRequest& request);
 
@@ -175,6 +173,10 @@ class ApiServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void Refuse(const ErrorCode& ec);
   void Dispatch();
   void AdvanceEvents(std::vector<NewEvent> events);
+  // Writes `answer()` from the loop (a posted task keeps the loop running until then).
+  void AnswerOnLoop(std::function<ApiResponse()> answer);
+  // The same, `answer` run first on a worker thread: it may block.
+  void AnswerFromWorker(std::function<ApiResponse()> answer);
   // On the loop: writes the answer, then reads the next request or closes.
   void Reply(ApiResponse response);
   // Writes out_ from `written` on, each piece within kIoTimeout, then calls `then`.
@@ -316,45 +318,51 @@ void ApiServer::Impl::Session::Dispatch() {
     }
     return Reply(ErrorResponse(500, "internal", "internal error"));
   }
-  // The answer is posted back while the loop is kept running for it.
-  auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
-      s.io.get_executor());
-  asio::post(s.work_io, [self = shared_from_this(), guard] {
-    ApiResponse response = self->server_.HandleSafely(self->request_);
-    asio::post(self->server_.io, [self, response = std::move(response)]() mutable {
-      self->Reply(std::move(response));
-    });
-  });
+  AnswerFromWorker(
+      [self = shared_from_this()] { return self->server_.HandleSafely(self->request_); });
 }
 
 void ApiServer::Impl::Session::AdvanceEvents(std::vector<NewEvent> events) {
   Impl& s = server_;
   const auto accepted = static_cast<int64_t>(events.size());
+  // Keeps the loop running until `done` is called, and no longer: `done` may outlive it.
   auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
       s.io.get_executor());
-  // Called once. The loop is kept running until then, and no longer: `done` may outlive it.
-  auto answer = [self = shared_from_this(), accepted, guard](const Status& status) {
-    asio::post(self->server_.io, [self, accepted, status] {
-      self->Reply(self->server_.router->EventsAnswer(status, accepted));
-    });
-    guard->reset();
-  };
   s.backend.advance_events(
-      std::move(events), [&s, answer](std::optional<Status> status, std::vector<NewEvent>&& back) {
-        if (status) return answer(*status);
-        // Declined: appended to the inbox, which blocks, so on a worker thread.
-        asio::post(s.work_io, [&s, answer, events = std::move(back)]() mutable {
-          Status appended = Status::Ok();
-          try {
-            appended = s.backend.append_events(std::move(events));
-          } catch (const std::exception& e) {
-            LogError("HTTP handler failed",
-                     {{"method", "POST"}, {"route", "/v1/events"}, {"error", e.what()}});
-            appended = Error{"internal", e.what()};
-          }
-          answer(appended);
-        });
+      std::move(events), [self = shared_from_this(), guard, accepted](
+                             std::optional<Status> status, std::vector<NewEvent>&& back) {
+        const ApiRouter& router = *self->server_.router;
+        if (status) {
+          self->AnswerOnLoop(
+              [&router, status, accepted] { return router.EventsAnswer(*status, accepted); });
+        } else {  // declined: appended to the inbox, which blocks
+          self->AnswerFromWorker([self, &router, events = std::move(back), accepted]() mutable {
+            Status appended = Status::Ok();
+            try {
+              appended = self->server_.backend.append_events(std::move(events));
+            } catch (const std::exception& e) {
+              LogError("HTTP handler failed",
+                       {{"method", "POST"}, {"route", "/v1/events"}, {"error", e.what()}});
+              appended = Error{"internal", e.what()};
+            }
+            return router.EventsAnswer(appended, accepted);
+          });
+        }
+        guard->reset();
       });
+}
+
+void ApiServer::Impl::Session::AnswerOnLoop(std::function<ApiResponse()> answer) {
+  asio::post(server_.io,
+             [self = shared_from_this(), answer = std::move(answer)] { self->Reply(answer()); });
+}
+
+void ApiServer::Impl::Session::AnswerFromWorker(std::function<ApiResponse()> answer) {
+  auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
+      server_.io.get_executor());
+  asio::post(server_.work_io, [self = shared_from_this(), guard, answer = std::move(answer)] {
+    self->AnswerOnLoop([response = answer()]() mutable { return std::move(response); });
+  });
 }
 
 void ApiServer::Impl::Session::Reply(ApiResponse response) {
