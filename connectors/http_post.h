@@ -1,22 +1,28 @@
 // One HTTP POST and its classification: the plumbing shared by the HTTP connectors (SMS over a
 // Twilio-compatible API, Slack incoming webhooks, signed webhooks). Internal to connectors/.
 //
-// HttpPoster keeps one libcurl easy handle for its lifetime, so consecutive posts to the same
-// host reuse the open connection. It never retries and never follows redirects: the dispatcher
-// owns retries (DESIGN.md, "Guarantees"), and a redirect is a configuration error. Outcomes:
+// HttpPoster is Itinera's own HTTP/1.1 client, on Boost.Beast (TLS through OpenSSL). It keeps its
+// connection open between posts, so consecutive posts to the same scheme, host and port reuse
+// it; a post to another one closes it and opens a new one. A kept connection the server closed
+// while it was idle is reopened once, transparently, as long as no byte of an answer arrived.
+// Otherwise it never retries and never follows redirects: the dispatcher owns retries
+// (DESIGN.md, "Guarantees"), and a redirect is a configuration error. Outcomes:
 //   2xx -> kSent;
 //   408, 429, 5xx, connection failures, timeouts, TLS failures -> kTransient;
 //   3xx and every other 4xx -> kPermanent;
 //   a request that cannot be sent at all (not http(s)://, CR or LF in a header) -> kPermanent.
-// Only http:// and https:// are spoken. The handle is created lazily, so constructing a poster
-// cannot fail; if libcurl cannot start, Post answers kTransient. Thread-safe: Post takes an
-// internal mutex, so concurrent callers are serialised; use one poster per worker for
-// parallelism. Error texts never contain the URL (a Slack webhook URL is a secret) nor any
-// credential.
+// Only http:// and https:// are spoken, straight to the host (no proxy); https:// checks the
+// server's certificate and its host name. Nothing is set up before the first post, so
+// constructing a poster cannot fail; a CA file that cannot be read makes every https:// post
+// kTransient. Host names are resolved with getaddrinfo, which the timeouts do not bound.
+// Thread-safe: Post takes an internal mutex, so concurrent callers are serialised; use one poster
+// per worker for parallelism. Error texts never contain the URL's path or query (a Slack webhook
+// URL is a secret) nor any credential: they name the host and port.
 #ifndef ITINERA_CONNECTORS_HTTP_POST_H_
 #define ITINERA_CONNECTORS_HTTP_POST_H_
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,7 +38,7 @@ namespace itinera::connectors {
 struct HttpOptions {
   std::chrono::milliseconds connect_timeout{5000};  // TCP (and TLS) connection set-up
   std::chrono::milliseconds total_timeout{15000};   // the whole exchange
-  std::string ca_file;                              // CA bundle for https; system's when empty
+  std::string ca_file;  // CA bundle (PEM) for https; the system's trust store when empty
 };
 
 struct HttpRequest {
@@ -54,6 +60,8 @@ struct HttpResponse {
 
 // The part of an answer kept in HttpResponse::body; the rest is read and dropped.
 inline constexpr size_t kMaxResponseBody = 64 * 1024;
+// A longer answer is not read: the post is kTransient and the connection closed.
+inline constexpr size_t kMaxResponseRead = 16 * 1024 * 1024;
 // The part of an answer quoted in HttpResponse::error.
 inline constexpr size_t kErrorExcerptBytes = 200;
 
@@ -71,13 +79,15 @@ class HttpPoster {
   HttpPoster(const HttpPoster&) = delete;
   HttpPoster& operator=(const HttpPoster&) = delete;
 
-  // One POST; blocks at most options.total_timeout (plus a little for DNS start-up).
+  // One POST; blocks at most options.total_timeout, plus the resolution of the host's name.
   HttpResponse Post(const HttpRequest& request);
 
  private:
+  class Connection;  // the open connection, its endpoint and its TLS context (http_post.cc)
+
   HttpOptions options_;
   std::mutex mu_;
-  void* curl_ = nullptr;  // CURL*, kept to reuse the connection; only http_post.cc knows the type
+  std::unique_ptr<Connection> connection_;  // made on the first post
 };
 
 // Turns an HttpResponse into a Delivery: the error as is, `provider_id` when sent.

@@ -5,15 +5,15 @@ ITINERA_PACKAGES=(
   g++ cmake ninja-build pkg-config tzdata
   tao-pegtl-dev nlohmann-json3-dev libhowardhinnant-date-dev libtomlplusplus-dev
   libkainjow-mustache-dev libgtest-dev libbenchmark-dev
-  libsqlite3-dev libcurl4-openssl-dev libssl-dev libboost-dev libcpp-httplib-dev
+  libsqlite3-dev libssl-dev libboost-dev libcpp-httplib-dev
   libpqxx-dev libjemalloc-dev postgresql
   python3 python3-aiosmtpd openssl
 )
 
 # What the benchmarks drive or measure against (scripts/bench; scripts/test runs a smoke of each):
 # wrk (HTTP load), postfix (smtp-sink and smtp-source; installed unconfigured, no mail server
-# starts), PostgreSQL's pgbench (in postgresql, above).
-ITINERA_BENCH_PACKAGES=(wrk postfix)
+# starts), curl (waits for the servers it starts), PostgreSQL's pgbench (in postgresql, above).
+ITINERA_BENCH_PACKAGES=(wrk postfix curl)
 
 itinera_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
 

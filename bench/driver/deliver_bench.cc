@@ -13,10 +13,11 @@ namespace itinera::bench {
 
 using nlohmann::json;
 
-// --channel email|sms --messages N [--smtp URL] [--sms-url URL] [--connections K] [--dir D]:
-// N customers enter bench_mail (or bench_sms); the processor fills the outbox with N rendered
-// messages (untimed); then the timed part: the dispatcher delivers all of them and records
-// every outcome in the store (SQLite, durable).
+// --channel email|sms --messages N [--smtp URL] [--sms-url URL] [--connections K] [--dir D]
+// [--instant]: N customers enter bench_mail (or bench_sms); the processor fills the outbox with N
+// rendered messages (untimed); then the timed part: the dispatcher delivers all of them and
+// records every outcome in the store (SQLite, durable). With --instant the connector answers
+// "sent" at once without a network: what the lane's claims, reads and outcomes allow alone.
 int Deliver(const Flags& flags) {
   const std::string channel = flags.Text("channel", "email");
   Check(channel == "email" || channel == "sms", "--channel is email or sms");
@@ -63,10 +64,14 @@ int Deliver(const Flags& flags) {
   options.connections = static_cast<int>(flags.Int("connections", options.connections));
   const std::string smtp_url = flags.Text("smtp", "smtp://127.0.0.1:2525");
   const std::string sms_url = flags.Text("sms-url", "http://127.0.0.1:9000/Messages.json");
+  const bool instant = flags.Has("instant");
   orch::Dispatcher dispatcher(
       **store, clock, registry, ws.config().directory, options, [&](const std::string& lane) {
         orch::LaneConnectors c;
-        if (lane == "email") {
+        if (instant) {
+          c.email = std::make_unique<connectors::FakeConnector>();
+          c.sms = std::make_unique<connectors::FakeConnector>();
+        } else if (lane == "email") {
           connectors::SmtpConfig smtp;
           smtp.url = smtp_url;
           auto made = connectors::SmtpConnector::Create(smtp);
@@ -98,6 +103,7 @@ int Deliver(const Flags& flags) {
         "sent " + std::to_string(stats.sent.load()) + ", recorded " + std::to_string(recorded) +
             " of " + std::to_string(n) + " (dead " + std::to_string(stats.dead.load()) + ")");
   Emit({{"channel", channel},
+        {"instant", instant},
         {"messages", n},
         {"connections", options.connections},
         {"message_bytes", bytes},

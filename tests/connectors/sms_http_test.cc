@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "connectors/http_post.h"
@@ -229,6 +230,73 @@ TEST(TwilioSmsTest, ReusesOneConnection) {
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0].remote_port, requests[1].remote_port);
   EXPECT_EQ(requests[1].Header("Idempotency-Key"), "b");
+}
+
+TEST(TwilioSmsTest, AConnectionClosedWhileIdleIsReopenedAndThePostSent) {
+  HttpSink sink;  // closes a connection idle for 1 s
+  auto sms = Connect(sink.Url(kPath));
+  ASSERT_EQ(sms->Send(Sms("a")).outcome, Delivery::kSent);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  Delivery d = sms->Send(Sms("b"));
+  EXPECT_EQ(d.outcome, Delivery::kSent) << d.error;
+  auto requests = sink.requests();
+  ASSERT_EQ(requests.size(), 2u);  // sent once, on the new connection
+  EXPECT_NE(requests[0].remote_port, requests[1].remote_port);
+  EXPECT_EQ(requests[1].Header("Idempotency-Key"), "b");
+}
+
+TEST(TwilioSmsTest, AnAnswerThatClosesTheConnectionIsFollowedByANewOne) {
+  HttpSink sink;
+  sink.Script({201, R"({"sid": "SM1"})", "application/json", {{"Connection", "close"}}});
+  auto sms = Connect(sink.Url(kPath));
+  ASSERT_EQ(sms->Send(Sms("a")).outcome, Delivery::kSent);
+  ASSERT_EQ(sms->Send(Sms("b")).outcome, Delivery::kSent);
+  auto requests = sink.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_NE(requests[0].remote_port, requests[1].remote_port);
+}
+
+TEST(HttpPosterTest, APostElsewhereOpensAConnectionThereAndSendsTheHostItNames) {
+  HttpSink first;
+  HttpSink second;
+  HttpPoster poster;
+  HttpRequest request;
+  request.content_type = "application/json";
+  request.body = R"({"text": "hi"})";
+  for (const std::string& url :
+       {first.Url("/hooks/a?x=1"), second.Url("/hooks/b"), first.Url("/hooks/c")}) {
+    request.url = url;
+    HttpResponse response = poster.Post(request);
+    EXPECT_EQ(response.outcome, Delivery::kSent) << response.error;
+  }
+  auto at_first = first.requests();
+  auto at_second = second.requests();
+  ASSERT_EQ(at_first.size(), 2u);
+  ASSERT_EQ(at_second.size(), 1u);
+  EXPECT_EQ(at_first[0].path, "/hooks/a");
+  EXPECT_EQ(at_first[0].Param("x"), "1");
+  EXPECT_EQ(at_first[0].Header("Host"), "127.0.0.1:" + std::to_string(first.port()));
+  EXPECT_EQ(at_second[0].Header("Host"), "127.0.0.1:" + std::to_string(second.port()));
+  EXPECT_EQ(at_second[0].body, request.body);
+  EXPECT_EQ(at_second[0].Header("Content-Type"), "application/json");
+}
+
+TEST(HttpPosterTest, RefusesWhatItCannotSendAsPermanent) {
+  HttpPoster poster;
+  HttpRequest request;
+  request.content_type = "text/plain";
+  for (const char* url :
+       {"ftp://example.com/x", "http://user:pw@example.com/x", "http://example.com:0/x",
+        "http://example.com:99999/x", "http:///x", "http://[::1/x"}) {
+    request.url = url;
+    HttpResponse response = poster.Post(request);
+    EXPECT_EQ(response.outcome, Delivery::kPermanent) << url;
+    EXPECT_NE(response.error, "") << url;
+    EXPECT_EQ(response.error.find("pw"), std::string::npos) << response.error;
+  }
+  request.url = "http://127.0.0.1:1/x";
+  request.headers = {{"X-Evil", "a\r\nInjected: yes"}};
+  EXPECT_EQ(poster.Post(request).outcome, Delivery::kPermanent);
 }
 
 }  // namespace
