@@ -80,14 +80,14 @@ Result<std::vector<OutboxMessage>> SqliteStore::ClaimDue(Time now, int limit, Se
     if (channel.empty()) {
       ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
                      ", outbox.rowid FROM outbox WHERE status = 'pending' AND not_before <= ? "
-                     "ORDER BY not_before, id LIMIT ?");
+                     "ORDER BY not_before, outbox.rowid LIMIT ?");
       q.Bind(Secs(now)).Bind(Limit(limit));
       if (Status r = read(q); !r.ok()) return r;
     } else {
       ITINERA_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
                      ", outbox.rowid FROM outbox WHERE status = 'pending' AND channel = ? "
                      "AND not_before <= ? "
-                     "ORDER BY not_before, id LIMIT ?");
+                     "ORDER BY not_before, outbox.rowid LIMIT ?");
       q.Bind(channel).Bind(Secs(now)).Bind(Limit(limit));
       if (Status r = read(q); !r.ok()) return r;
     }
@@ -169,7 +169,7 @@ Status SqliteStore::RecordOutcomes(const std::vector<OutboxOutcome>& outcomes) {
 Result<std::vector<OutboxMessage>> SqliteStore::ListMessages(MessageStatus status, int limit) {
   auto lock = LockRead();
   ITINERA_READ_SQL(q, "SELECT " ITINERA_OUTBOX_SELECT
-                      "FROM outbox WHERE status = ? ORDER BY created_at, id LIMIT ?");
+                      "FROM outbox WHERE status = ? ORDER BY created_at, outbox.rowid LIMIT ?");
   q.Bind(std::string(MessageStatusName(status))).Bind(Limit(limit));
   std::vector<OutboxMessage> out;
   int rc;

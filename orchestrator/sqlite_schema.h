@@ -79,6 +79,19 @@ CREATE TABLE outbox_html (ref INTEGER PRIMARY KEY, html TEXT NOT NULL);
 INSERT INTO outbox_html (ref, html) SELECT rowid, html FROM outbox WHERE html IS NOT NULL;
 UPDATE outbox SET html_ref = rowid, html = NULL WHERE html IS NOT NULL;
 )sql",
+    // 6: messages due at the same moment are claimed, and listed, in the order they were
+    // written (rowid) rather than by id. Ids are hashes, so in id order a claim's messages lay
+    // scattered over the table and over outbox_journey (ordered by rowid), and the claim and
+    // each outcome rewrote about four pages per message into the WAL; in rowid order they are
+    // neighbours. The indexes end in the rowid, as every SQLite index does, instead of the id.
+    R"sql(
+DROP INDEX outbox_due;
+DROP INDEX outbox_lane;
+DROP INDEX outbox_status;
+CREATE INDEX outbox_due ON outbox (status, not_before);
+CREATE INDEX outbox_lane ON outbox (status, channel, not_before);
+CREATE INDEX outbox_status ON outbox (status, created_at);
+)sql",
 };
 
 }  // namespace itinera::orch

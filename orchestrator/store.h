@@ -293,7 +293,9 @@ class Store {
   // ---- the outbox ----
   virtual Result<std::optional<OutboxMessage>> GetMessage(const std::string& id) = 0;
   // Leases up to `limit` pending messages of `channel` (every channel when empty) with
-  // not_before <= now, earliest first: each gets attempts + 1 and not_before = now + lease, so a
+  // not_before <= now, earliest first (ties: SQLite in the order the messages were written, which
+  // keeps a claim's rows and their outcomes on neighbouring pages; the others by id): each gets
+  // attempts + 1 and not_before = now + lease, so a
   // dispatcher that dies mid-send has its messages claimed again (with the same id) once the
   // lease runs out. Lanes claim per channel, so one slow provider never holds up the others.
   virtual Result<std::vector<OutboxMessage>> ClaimDue(Time now, int limit, Seconds lease,

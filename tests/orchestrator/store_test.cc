@@ -392,6 +392,25 @@ TEST_F(SqliteStoreTest, MigrationFiveMovesTheHtmlOutOfTheOutboxRow) {
   EXPECT_EQ(*store->IntegrityCheck(), "ok");
 }
 
+TEST_F(SqliteStoreTest, TiesAreClaimedInTheOrderWritten) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  Batch batch;
+  for (const char* id : {"m-c", "m-a", "m-b"}) batch.outbox.push_back(Message(id, At(0)));
+  batch.outbox.push_back(Message("m-0", At(5)));  // later, though first by id
+  ASSERT_TRUE(store->Commit(batch).ok());
+  auto claimed = store->ClaimDue(At(10), 3, Seconds{30}, "");
+  ASSERT_TRUE(claimed.ok());
+  std::vector<std::string> ids;
+  for (const OutboxMessage& m : *claimed) ids.push_back(m.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"m-c", "m-a", "m-b"}));
+  auto listed = store->ListMessages(MessageStatus::kPending, 10);
+  ASSERT_TRUE(listed.ok());
+  ids.clear();
+  for (const OutboxMessage& m : *listed) ids.push_back(m.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"m-c", "m-a", "m-b", "m-0"}));
+}
+
 TEST_F(SqliteStoreTest, SchemaVersionIsRecordedAndNotMigratedTwice) {
   {
     auto store = Open();
