@@ -356,7 +356,8 @@ HttpResponse HttpPoster::Connection::Post(const Endpoint& endpoint,
                                           const http::request<http::string_body>& request) {
   HttpResponse response;
   const Clock::time_point deadline = Clock::now() + options_.total_timeout;
-  bool reused = IsOpen() && key_ == endpoint.key;
+  // Bytes left over after the last answer are not an answer to this request: start afresh.
+  bool reused = IsOpen() && key_ == endpoint.key && buffer_.size() == 0;
   if (!reused) {
     std::string error = Open(endpoint, deadline);
     if (!error.empty()) {

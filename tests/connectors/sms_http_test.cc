@@ -3,8 +3,13 @@
 // http_post.h), which every HTTP connector shares.
 #include "connectors/sms_http.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -297,6 +302,86 @@ TEST(HttpPosterTest, RefusesWhatItCannotSendAsPermanent) {
   request.url = "http://127.0.0.1:1/x";
   request.headers = {{"X-Evil", "a\r\nInjected: yes"}};
   EXPECT_EQ(poster.Post(request).outcome, Delivery::kPermanent);
+}
+
+// A raw peer: answers the first connection's request with stray bytes after the answer, and
+// every later connection's requests properly. Counts connections.
+class StrayBytesPeer {
+ public:
+  StrayBytesPeer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 4) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~StrayBytesPeer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    if (thread_.joinable()) thread_.join();
+  }
+  int port() const { return port_; }
+  int connections() const { return connections_; }
+
+ private:
+  void Serve() {
+    std::vector<std::thread> served;
+    for (;;) {
+      int client = ::accept(fd_, nullptr, nullptr);
+      if (client < 0) break;
+      const bool stray = ++connections_ == 1;
+      served.emplace_back([client, stray] {
+        std::string in;
+        char buffer[4096];
+        for (;;) {
+          ssize_t n = ::recv(client, buffer, sizeof buffer, 0);
+          if (n <= 0) break;
+          in.append(buffer, static_cast<size_t>(n));
+          size_t end = in.find("\r\n\r\n");
+          size_t length = in.find("Content-Length: ");
+          if (end == std::string::npos || length == std::string::npos) continue;
+          size_t body = std::stoul(in.substr(length + 16));
+          if (in.size() < end + 4 + body) continue;
+          in.erase(0, end + 4 + body);
+          std::string out = stray ? "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nokJUNK"
+                                  : "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+          if (::send(client, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
+        }
+        ::close(client);
+      });
+    }
+    for (std::thread& t : served) t.join();
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+TEST(HttpPosterTest, BytesLeftAfterAnAnswerAreNotTakenForTheNextAnswer) {
+  StrayBytesPeer peer;
+  ASSERT_GT(peer.port(), 0);
+  {
+    HttpPoster poster;
+    HttpRequest request;
+    request.url = "http://127.0.0.1:" + std::to_string(peer.port()) + "/hook";
+    request.content_type = "text/plain";
+    request.body = "hello";
+    for (int i = 0; i < 2; ++i) {
+      HttpResponse response = poster.Post(request);
+      EXPECT_EQ(response.outcome, Delivery::kSent) << i << ": " << response.error;
+      EXPECT_EQ(response.status, 201) << i;
+    }
+  }  // closes the poster's connection, so the peer's threads end
+  EXPECT_EQ(peer.connections(), 2);
 }
 
 }  // namespace
