@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <boost/asio/connect.hpp>
@@ -17,6 +18,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <optional>
 #include <string>
@@ -241,6 +243,12 @@ class HttpPoster::Connection {
   // Writes the request and reads the final answer into `answer`.
   ErrorCode Exchange(const http::request<http::string_body>& request, Clock::time_point deadline,
                      std::optional<http::response_parser<http::string_body>>& answer);
+  // The same on a plain connection, on the posting thread: the socket is non-blocking, and a
+  // write or read that would block waits in poll() for what is left of the deadline. No event
+  // loop and no timer per operation, which cost more than the exchange itself.
+  ErrorCode ExchangePlain(const http::request<http::string_body>& request,
+                          Clock::time_point deadline,
+                          std::optional<http::response_parser<http::string_body>>& answer);
   std::string Describe(const ErrorCode& ec, const Endpoint& endpoint) const;
 
   const HttpOptions& options_;
@@ -305,6 +313,7 @@ std::string HttpPoster::Connection::Open(const Endpoint& endpoint, Clock::time_p
   Tcp().expires_at(std::min(deadline, Clock::now() + options_.connect_timeout));
   ec = Run([&](auto handler) { Tcp().async_connect(addresses, std::move(handler)); });
   if (!ec) Tcp().socket().set_option(tcp::no_delay(true), ec);
+  if (!ec && !endpoint.tls) Tcp().socket().non_blocking(true, ec);
   if (!ec && endpoint.tls) {
     SSL* ssl = tls_stream_->native_handle();
     if (!IsIpLiteral(endpoint.host) && SSL_set_tlsext_host_name(ssl, endpoint.host.c_str()) != 1) {
@@ -331,21 +340,66 @@ std::string HttpPoster::Connection::Open(const Endpoint& endpoint, Clock::time_p
   return "";
 }
 
+namespace {
+
+// Waits until `socket` is ready for `events` (POLLIN, POLLOUT) or `deadline` passes (false).
+bool WaitFor(tcp::socket& socket, short events, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{socket.native_handle(), events, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 60'000)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // the next read or write says what is wrong
+  }
+}
+
+}  // namespace
+
+ErrorCode HttpPoster::Connection::ExchangePlain(
+    const http::request<http::string_body>& request, Clock::time_point deadline,
+    std::optional<http::response_parser<http::string_body>>& answer) {
+  tcp::socket& socket = tcp_->socket();
+  ErrorCode ec;
+  http::serializer<true, http::string_body> serializer(request);
+  while (!serializer.is_done()) {
+    http::write_some(socket, serializer, ec);
+    if (ec != asio::error::would_block) {
+      if (ec) return ec;
+      continue;
+    }
+    if (!WaitFor(socket, POLLOUT, deadline)) return beast::error::timeout;
+  }
+  // Interim answers (1xx) are skipped: the final one follows.
+  for (;;) {
+    answer.emplace();
+    answer->body_limit(kMaxResponseRead);
+    while (!answer->is_done()) {
+      http::read_some(socket, buffer_, *answer, ec);
+      if (ec == asio::error::would_block) {
+        if (!WaitFor(socket, POLLIN, deadline)) return beast::error::timeout;
+        continue;
+      }
+      if (ec) return ec;
+    }
+    if (answer->get().result_int() >= 200 || answer->get().result_int() == 101) return ec;
+  }
+}
+
 ErrorCode HttpPoster::Connection::Exchange(
     const http::request<http::string_body>& request, Clock::time_point deadline,
     std::optional<http::response_parser<http::string_body>>& answer) {
+  if (!tls_stream_) return ExchangePlain(request, deadline, answer);
   Tcp().expires_at(deadline);
-  ErrorCode ec = Run([&](auto handler) {
-    if (tls_stream_) return http::async_write(*tls_stream_, request, std::move(handler));
-    http::async_write(*tcp_, request, std::move(handler));
-  });
+  ErrorCode ec =
+      Run([&](auto handler) { http::async_write(*tls_stream_, request, std::move(handler)); });
   // Interim answers (1xx) are skipped: the final one follows.
   while (!ec) {
     answer.emplace();
     answer->body_limit(kMaxResponseRead);
     ec = Run([&](auto handler) {
-      if (tls_stream_) return http::async_read(*tls_stream_, buffer_, *answer, std::move(handler));
-      http::async_read(*tcp_, buffer_, *answer, std::move(handler));
+      http::async_read(*tls_stream_, buffer_, *answer, std::move(handler));
     });
     if (ec || answer->get().result_int() >= 200 || answer->get().result_int() == 101) break;
   }
