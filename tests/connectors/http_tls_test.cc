@@ -2,10 +2,8 @@
 // self-signed certificate for "localhost") on a free loopback port: HttpPoster's (connectors/
 // http_post.h) certificate and host-name checks, connection reuse over TLS, and error texts.
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +14,7 @@
 
 #include "connectors/http_post.h"
 #include "tests/connectors/http_sink.h"
+#include "tests/connectors/script_server.h"
 #include "tests/connectors/temp_dir.h"
 
 namespace itinera::connectors {
@@ -45,27 +44,11 @@ struct SeenRequest {
 // to trust) and its record of requests into `dir`, which must outlive it.
 class HttpsServer {
  public:
-  explicit HttpsServer(const fs::path& dir) : dir_(dir) {
-    std::string command = "exec /usr/bin/python3 " ITINERA_SOURCE_DIR
-                          "/tests/connectors/https_server.py --dir '" +
-                          dir.string() + "'";
-    pipe_ = ::popen(command.c_str(), "r");
-    if (pipe_ == nullptr) return;
-    char line[128] = {};
-    if (std::fgets(line, sizeof line, pipe_) == nullptr) return;
-    // The server prints its port only once it is listening, so it accepts from here on.
-    if (std::sscanf(line, "PORT %d PID %d", &port_, &pid_) != 2) port_ = pid_ = 0;
-  }
-  ~HttpsServer() {
-    if (pid_ > 0) ::kill(pid_, SIGTERM);
-    if (pipe_ != nullptr) ::pclose(pipe_);
-  }
-  HttpsServer(const HttpsServer&) = delete;
-  HttpsServer& operator=(const HttpsServer&) = delete;
+  explicit HttpsServer(const fs::path& dir) : dir_(dir), process_("https_server.py", dir) {}
 
-  bool running() const { return pid_ > 0 && port_ > 0; }
+  bool running() const { return process_.running(); }
   std::string Url(const std::string& host, const std::string& path) const {
-    return "https://" + host + ":" + std::to_string(port_) + path;
+    return "https://" + host + ":" + std::to_string(process_.port()) + path;
   }
   std::string ca_file() const { return (dir_ / "cert.pem").string(); }
 
@@ -87,9 +70,7 @@ class HttpsServer {
 
  private:
   fs::path dir_;
-  FILE* pipe_ = nullptr;
-  int port_ = 0;
-  int pid_ = 0;
+  testing::ScriptServer process_;
 };
 
 class HttpTlsTest : public ::testing::Test {

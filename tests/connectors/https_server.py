@@ -21,24 +21,11 @@ import json
 import os
 import signal
 import ssl
-import subprocess
 import threading
 
+from test_tls import make_tls_context  # next to this script
+
 LOCK = threading.Lock()
-
-
-def make_tls_context(folder):
-    """A self-signed certificate for the DNS name "localhost" only, made with openssl(1)."""
-    cert = os.path.join(folder, "cert.pem")
-    key = os.path.join(folder, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "2", "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return context
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "tests/connectors/mime_parse.h"
+#include "tests/connectors/script_server.h"
 #include "tests/connectors/temp_dir.h"
 #include "tests/orchestrator/eventually.h"
 #include "util/time.h"
@@ -36,36 +37,19 @@ std::string ReadFile(const fs::path& path) {
   return s.str();
 }
 
-// Runs the test SMTP server for the lifetime of the object.
+// Runs the test SMTP server (tests/connectors/smtp_server.py) for the lifetime of the object. (No
+// probe connection: the tests count the connections the server sees.)
 class SmtpServer {
  public:
-  explicit SmtpServer(const fs::path& dir, const std::string& args = "") {
-    std::string command = "exec /usr/bin/python3 " ITINERA_SOURCE_DIR
-                          "/tests/connectors/smtp_server.py --dir '" +
-                          dir.string() + "' " + args;
-    pipe_ = ::popen(command.c_str(), "r");
-    if (pipe_ == nullptr) return;
-    char line[128] = {};
-    if (std::fgets(line, sizeof line, pipe_) == nullptr) return;
-    // The server prints its port only once it is listening, so it accepts from here on. (No
-    // probe connection: the tests count the connections the server sees.)
-    if (std::sscanf(line, "PORT %d PID %d", &port_, &pid_) != 2) return;
-  }
-  ~SmtpServer() {
-    if (pid_ > 0) ::kill(pid_, SIGTERM);
-    if (pipe_ != nullptr) ::pclose(pipe_);
-  }
-  SmtpServer(const SmtpServer&) = delete;
-  SmtpServer& operator=(const SmtpServer&) = delete;
+  explicit SmtpServer(const fs::path& dir, const std::string& args = "")
+      : process_("smtp_server.py", dir, args) {}
 
-  bool running() const { return pid_ > 0 && port_ > 0; }
-  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
+  bool running() const { return process_.running(); }
+  std::string url() const { return "smtp://127.0.0.1:" + std::to_string(port()); }
+  int port() const { return process_.port(); }
 
  private:
-  FILE* pipe_ = nullptr;
-  int port_ = 0;
-  int pid_ = 0;
+  testing::ScriptServer process_;
 };
 
 // One connection of a ScriptedPeer: what the client sent, line by line, and what to answer.
